@@ -1,0 +1,326 @@
+"""Typed configuration: Hydra composition, structured schema and validation.
+
+The workflow composes ``conf/config.yaml`` and the user's Hydra overrides with the compose
+API, merges the result into the structured schema below (so an unknown key or a wrong type
+is an error) and then checks the values. Every check raises :class:`InputError` with one
+sentence naming the key, before any stage runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seiscluster.errors import InputError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+class ModelFormat(str, Enum):
+    auto = "auto"
+    netcdf = "netcdf"
+    text = "text"
+    npz = "npz"
+
+
+class Method(str, Enum):
+    kmeans = "kmeans"
+    som = "som"
+
+
+class Metric(str, Enum):
+    euclidean = "euclidean"
+    dtw = "dtw"
+    softdtw = "softdtw"
+
+
+class ElbowFallback(str, Enum):
+    silhouette = "silhouette"
+    calinski_harabasz = "calinski_harabasz"
+    second_difference = "second_difference"
+    k_min = "k_min"
+    k_max = "k_max"
+
+
+class Neighborhood(str, Enum):
+    gaussian = "gaussian"
+    mexican_hat = "mexican_hat"
+    bubble = "bubble"
+    triangle = "triangle"
+
+
+class Topology(str, Enum):
+    rectangular = "rectangular"
+    hexagonal = "hexagonal"
+
+
+class ActivationDistance(str, Enum):
+    euclidean = "euclidean"
+    cosine = "cosine"
+    manhattan = "manhattan"
+    chebyshev = "chebyshev"
+
+
+@dataclass
+class ExampleModelConfig:
+    """The embedded synthetic model used when ``data.velocity.path`` is null."""
+
+    n_lat: int = 36
+    n_lon: int = 48
+    depth_max: float = 80.0
+    depth_step: float = 1.0
+    n_provinces: int = 5
+    noise: float = 0.03
+    nan_fraction: float = 0.05
+    seed: int = 0
+
+
+@dataclass
+class VelocityDataConfig:
+    path: str | None = None
+    format: ModelFormat = ModelFormat.auto
+    variable: str | None = None
+    example: ExampleModelConfig = field(default_factory=ExampleModelConfig)
+
+
+@dataclass
+class DataConfig:
+    velocity: VelocityDataConfig = field(default_factory=VelocityDataConfig)
+
+
+@dataclass
+class ProfilesConfig:
+    zrange: list[float] | None = None
+    spacing: int = 1
+    dz: float | None = None
+
+
+@dataclass
+class KMeansConfig:
+    n_clusters: int | None = None
+    metric: Metric = Metric.euclidean
+    metric_params: dict[str, Any] = field(default_factory=dict)
+    max_iter_barycenter: int = 100
+    n_init: int = 10
+    max_iter: int = 50
+    tol: float = 1e-6
+    random_state: int = 0
+    figbase: str = "kmean"
+
+
+@dataclass
+class ElbowConfig:
+    nrange: list[int] | None = None
+    smooth: bool = False
+    smooth_n: int = 3
+    sensitivity: float = 1.0
+    fallback: ElbowFallback = ElbowFallback.silhouette
+    silhouette_sample_size: int = 2000
+
+
+@dataclass
+class SomConfig:
+    grid_size: list[int] | None = None
+    niteration: int = 50000
+    sigma: float = 0.3
+    learning_rate: float = 0.1
+    neighborhood_function: Neighborhood = Neighborhood.gaussian
+    topology: Topology = Topology.rectangular
+    activation_distance: ActivationDistance = ActivationDistance.euclidean
+    random_state: int = 0
+    figbase: str = "som"
+
+
+@dataclass
+class VelocityPlotConfig:
+    figsize: list[float] | None = None
+    dpi: int = 120
+
+
+@dataclass
+class VelocityConfig:
+    methods: list[Method] = field(default_factory=lambda: [Method.kmeans, Method.som])
+    source: str = "vmodel"
+    tag: str = "v"
+    profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
+    elbow: ElbowConfig = field(default_factory=ElbowConfig)
+    som: SomConfig = field(default_factory=SomConfig)
+    plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
+
+
+@dataclass
+class Config:
+    run: str = "default"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    velocity: VelocityConfig = field(default_factory=VelocityConfig)
+
+
+def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose ``conf/config.yaml`` with Hydra overrides and return the validated config."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    overrides = list(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+            raw = hydra_compose(config_name="config", overrides=overrides)
+    except HydraException as err:
+        raise InputError(_override_message(err, overrides)) from None
+    return validate(raw)
+
+
+def validate(raw: DictConfig | dict) -> DictConfig:
+    """Merge a raw config into the typed schema, resolve it and check every value."""
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise InputError(_schema_message(err)) from None
+    _check_values(cfg)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML, as written next to the results."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def to_container(node: Any) -> Any:
+    """A plain-Python copy of a config node (enums as their names), for params and JSON."""
+    if isinstance(node, DictConfig) or OmegaConf.is_list(node):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    return node.value if isinstance(node, Enum) else node
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _override_message(err: Exception, overrides: list[str]) -> str:
+    text = f"{err} {err.__cause__}"
+    unknown = re.search(r"Could not override '([^']+)'", text)
+    if unknown and "not in struct" in text:
+        return (
+            f"Unknown configuration key '{unknown.group(1)}' in the overrides: check its "
+            "spelling against conf/ (new keys are not accepted)."
+        )
+    return f"Invalid configuration override in {overrides}: {_first_line(err).rstrip('.')}."
+
+
+def _schema_message(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or "?"
+    text = _first_line(err)
+    if "not in" in text or ("Key '" in text and "not" in text):
+        return f"Unknown configuration key '{key}': check its spelling against conf/ ({text})."
+    return f"Invalid value for configuration key '{key}': {text}."
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def _check_values(cfg: DictConfig) -> None:
+    _require(
+        bool(cfg.run) and "/" not in cfg.run and cfg.run not in (".", ".."),
+        f"run must be a folder name without '/', got {cfg.run!r}.",
+    )
+    _check_data(cfg.data.velocity)
+    _check_velocity(cfg.velocity)
+
+
+def _check_data(data: DictConfig) -> None:
+    if data.path is not None:
+        _require(
+            Path(data.path).exists(),
+            f"data.velocity.path: file {data.path} does not exist "
+            f"(a netCDF, text or .npz velocity model was expected).",
+        )
+    ex = data.example
+    for key in ("n_lat", "n_lon"):
+        _require(ex[key] >= 2, f"data.velocity.example.{key} must be >= 2, got {ex[key]}.")
+    _require(ex.depth_step > 0, "data.velocity.example.depth_step must be > 0 km.")
+    _require(
+        ex.depth_max >= 2 * ex.depth_step,
+        "data.velocity.example.depth_max must allow at least 3 depths.",
+    )
+
+
+def _check_velocity(vel: DictConfig) -> None:
+    _require(len(vel.methods) > 0, "velocity.methods must name kmeans, som or both.")
+    _require(
+        len(set(vel.methods)) == len(vel.methods), "velocity.methods lists a method twice."
+    )
+    _check_profiles(vel.profiles)
+    km = vel.kmeans
+    if km.n_clusters is not None:
+        _require(
+            km.n_clusters >= 1, f"velocity.kmeans.n_clusters must be >= 1, got {km.n_clusters}."
+        )
+    for key in ("n_init", "max_iter", "max_iter_barycenter"):
+        _require(km[key] >= 1, f"velocity.kmeans.{key} must be >= 1, got {km[key]}.")
+    _require(km.tol >= 0, f"velocity.kmeans.tol must be >= 0, got {km.tol}.")
+    _check_elbow(vel.elbow)
+    _check_som(vel.som)
+    if vel.plot.figsize is not None:
+        _require(
+            len(vel.plot.figsize) == 2 and min(vel.plot.figsize) > 0,
+            "velocity.plot.figsize must be [width, height] in inches, both > 0.",
+        )
+
+
+def _check_profiles(prof: DictConfig) -> None:
+    _require(prof.spacing >= 1, f"velocity.profiles.spacing must be >= 1, got {prof.spacing}.")
+    if prof.dz is not None:
+        _require(
+            math.isfinite(prof.dz) and prof.dz > 0,
+            f"velocity.profiles.dz must be > 0 km (or null), got {prof.dz}.",
+        )
+    if prof.zrange is not None:
+        z = list(prof.zrange)
+        _require(
+            len(z) == 2 and all(math.isfinite(v) for v in z) and z[0] < z[1],
+            f"velocity.profiles.zrange must be [zmin, zmax] in km with zmin < zmax, got {z}.",
+        )
+
+
+def _check_elbow(elbow: DictConfig) -> None:
+    if elbow.nrange is not None:
+        k = list(elbow.nrange)
+        _require(
+            len(k) >= 3 and min(k) >= 2 and k == sorted(set(k)),
+            "velocity.elbow.nrange must list at least 3 increasing cluster counts >= 2, "
+            f"got {k}.",
+        )
+    _require(elbow.smooth_n >= 1, f"velocity.elbow.smooth_n must be >= 1, got {elbow.smooth_n}.")
+    _require(elbow.sensitivity > 0, "velocity.elbow.sensitivity (kneed S) must be > 0.")
+    _require(
+        elbow.silhouette_sample_size >= 2,
+        "velocity.elbow.silhouette_sample_size must be >= 2.",
+    )
+
+
+def _check_som(som: DictConfig) -> None:
+    if som.grid_size is not None:
+        _require(
+            len(som.grid_size) == 2 and min(som.grid_size) >= 1,
+            f"velocity.som.grid_size must be [nx, ny] with both >= 1 (or null), "
+            f"got {list(som.grid_size)}.",
+        )
+    _require(som.niteration >= 1, f"velocity.som.niteration must be >= 1, got {som.niteration}.")
+    _require(som.sigma > 0, f"velocity.som.sigma must be > 0, got {som.sigma}.")
+    _require(
+        som.learning_rate > 0, f"velocity.som.learning_rate must be > 0, got {som.learning_rate}."
+    )

@@ -1,0 +1,77 @@
+"""Atomic file output: a failed or interrupted write never leaves a partial file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (indented, keys in insertion order)."""
+    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def write_pickle(path: str | Path, obj: Any) -> None:
+    """Pickle an object atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(obj, fh)
+
+
+def write_netcdf(ds: Any, path: str | Path) -> None:
+    """Write an xarray Dataset to NetCDF-4 atomically.
+
+    Float data variables get a NaN ``_FillValue``; coordinates get none (CF: coordinates
+    have no missing values); encodings inherited from a source file are dropped so that its
+    fill values or packing never leak into the copy.
+    """
+    out = ds.drop_encoding()
+    encoding = {
+        name: {"_FillValue": np.nan if np.issubdtype(var.dtype, np.floating)
+               and name not in out.coords else None}
+        for name, var in out.variables.items()
+    }
+    with atomic_path(path) as tmp:
+        out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+
+
+def read_pickle(path: str | Path) -> Any:
+    """Load a pickle written by :func:`write_pickle` (trusted, our own output)."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

@@ -1,0 +1,87 @@
+"""Configuration: composition, overrides, schema and value checks."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from seiscluster.config import compose, to_container, to_yaml
+from seiscluster.errors import InputError
+
+
+def test_defaults_are_the_seisgo_defaults():
+    cfg = compose()
+    km, som, prof = cfg.velocity.kmeans, cfg.velocity.som, cfg.velocity.profiles
+    assert (km.n_clusters, km.metric.value, km.max_iter_barycenter, km.random_state) == (
+        None, "euclidean", 100, 0)
+    assert (prof.zrange, prof.spacing, prof.dz) == (None, 1, None)
+    assert cfg.velocity.elbow.nrange is None and not cfg.velocity.elbow.smooth
+    assert (som.grid_size, som.niteration, som.sigma, som.learning_rate) == (None, 50000, 0.3, 0.1)
+    assert (cfg.velocity.source, cfg.velocity.tag) == ("vmodel", "v")
+    assert km.n_init == 10
+
+
+def test_seed_drives_every_random_state():
+    cfg = compose(["seed=7"])
+    assert cfg.velocity.kmeans.random_state == 7
+    assert cfg.velocity.som.random_state == 7
+    assert cfg.data.velocity.example.seed == 7
+
+
+def test_overrides_and_groups():
+    cfg = compose(["velocity.kmeans.n_clusters=6", "velocity.profiles.dz=2",
+                   "velocity.methods=[som]", "run=k6"])
+    assert cfg.velocity.kmeans.n_clusters == 6
+    assert cfg.velocity.profiles.dz == 2.0
+    assert to_container(cfg.velocity.methods) == ["som"]
+    assert cfg.run == "k6"
+
+
+def test_experiment_and_data_presets(shared_data):
+    cfg = compose(["experiment=cascadia"])
+    assert cfg.data.velocity.path.endswith("Cascadia-ANT+RF-Delph2018.r0.1.nc")
+    assert to_container(cfg.velocity.profiles.zrange) == [0.0, 60.0]
+    assert cfg.run == "cascadia"
+
+
+def test_resolved_config_is_plain_yaml():
+    text = to_yaml(compose())
+    assert "${" not in text
+    assert OmegaConf.create(text).velocity.kmeans.random_state == 0
+
+
+def test_config_is_read_only():
+    cfg = compose()
+    with pytest.raises(Exception, match="read-only"):
+        cfg.velocity.kmeans.n_clusters = 3
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ("velocity.kmeans.nclusters=3", "Unknown configuration key 'velocity.kmeans.nclusters'"),
+        ("+velocity.kmeans.foo=1", "Unknown configuration key 'velocity.kmeans.foo'"),
+        ("velocity.kmeans.n_clusters=abc", "velocity.kmeans.n_clusters"),
+        ("velocity.kmeans.metric=cosine", "velocity.kmeans.metric"),
+        ("velocity.methods=[kmeans,pca]", "velocity.methods"),
+        ("velocity.methods=[]", "velocity.methods"),
+        ("velocity.profiles.spacing=0", "velocity.profiles.spacing"),
+        ("velocity.profiles.dz=0", "velocity.profiles.dz"),
+        ("velocity.profiles.dz=-1", "velocity.profiles.dz"),
+        ("velocity.profiles.zrange=[50,10]", "velocity.profiles.zrange"),
+        ("velocity.profiles.zrange=[10]", "velocity.profiles.zrange"),
+        ("velocity.elbow.nrange=[2,3]", "velocity.elbow.nrange"),
+        ("velocity.elbow.nrange=[1,2,3]", "velocity.elbow.nrange"),
+        ("velocity.elbow.fallback=guess", "velocity.elbow.fallback"),
+        ("velocity.kmeans.n_clusters=0", "velocity.kmeans.n_clusters"),
+        ("velocity.som.grid_size=[3]", "velocity.som.grid_size"),
+        ("velocity.som.sigma=0", "velocity.som.sigma"),
+        ("data.velocity.path=/no/such/model.nc", "data.velocity.path"),
+        ("data=nosuchpreset", "data/nosuchpreset"),
+        ("velocity.kmeans.n_clusters==", "Invalid configuration override"),
+        ("run=a/b", "run must be a folder name"),
+    ],
+)
+def test_bad_configuration_names_the_key(override, fragment):
+    with pytest.raises(InputError) as err:
+        compose([override])
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
