@@ -1,0 +1,362 @@
+"""Read, check and write 3-D velocity models.
+
+Every reader returns the *Model* contract: an :class:`xarray.Dataset` with one velocity
+variable of dims exactly ``("depth", "latitude", "longitude")``, strictly increasing float64
+coordinates (depth in km, positive down), NaN for missing values, the file's attributes
+kept, and the dataset attributes ``velocity_variable`` and ``source_file``. Formats: netCDF
+in the IRIS EMC convention (read lazily with dask), a ``lon lat depth value`` text table
+(optionally gzipped) and a seisgo-style ``.npz`` (``lat``, ``lon``, ``dep`` and a
+``(n_depth, n_lat, n_lon)`` array). Each reader only turns its file into a Dataset; the
+renaming, transposing, sorting and checking are shared (:func:`_normalise`,
+:func:`validate_model`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from seiscluster.errors import InputError
+from seiscluster.fileio import write_netcdf
+
+#: Dimension names of the Model contract, in order.
+DIMS = ("depth", "latitude", "longitude")
+#: Accepted spellings (lower case) of each dimension, renamed to the contract's name.
+ALIASES = {
+    "depth": ("depth", "z", "dep"),
+    "latitude": ("latitude", "lat"),
+    "longitude": ("longitude", "lon", "long"),
+}
+#: Variable names (lower case) taken to be a velocity when several 3-D variables qualify.
+VELOCITY_NAMES = ("vs", "vp", "v", "vsv", "vsh", "vpv", "vph", "dvs", "dvp", "dvsv", "dvsh",
+                  "dlnvs", "dlnvp", "velocity", "vel", "s_velocity", "p_velocity")
+#: Units (lower case, spaces removed) that look like a velocity.
+VELOCITY_UNITS = ("km/s", "kmps", "km.s-1", "kms-1", "km.s^-1", "km/sec", "m/s", "mps",
+                  "m.s-1", "ms-1", "m.s^-1", "m/sec")
+METRE_UNITS = ("m", "meter", "meters", "metre", "metres")
+SUFFIXES = {".nc": "netcdf", ".nc4": "netcdf", ".cdf": "netcdf", ".netcdf": "netcdf",
+            ".txt": "text", ".dat": "text", ".csv": "text", ".xyz": "text", ".npz": "npz"}
+_FORMAT_NAMES = {"netcdf": "netCDF", "text": "text-table", "npz": "npz"}
+_LIBRARY_ERRORS = (OSError, ValueError, EOFError, RuntimeError, KeyError, zipfile.BadZipFile,
+                   zlib.error)
+
+
+def open_model(
+    path: str | os.PathLike[str],
+    fmt: str = "auto",
+    variable: str | None = None,
+    chunks: str | int | dict | None = "auto",
+) -> xr.Dataset:
+    """Read a velocity model file into the Model contract and check it.
+
+    ``fmt`` is ``auto`` (decided by the file suffix), ``netcdf``, ``text`` or ``npz``;
+    ``variable`` picks the velocity variable (``None`` detects it); ``chunks`` is passed to
+    xarray so that netCDF data stay lazy (dask) until used.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"Velocity model file {path} does not exist (data.velocity.path); "
+            "give an existing netCDF, text or npz file, or null for the embedded example."
+        )
+    fmt = _format_of(path) if fmt == "auto" else fmt
+    if fmt not in _READERS:
+        raise InputError(
+            f"data.velocity.format must be one of auto, {', '.join(_READERS)}, got {fmt!r}."
+        )
+    ds = _normalise(_READERS[fmt](path, variable, chunks), variable, path)
+    validate_model(ds)
+    return ds
+
+
+def validate_model(ds: xr.Dataset) -> None:
+    """Raise :class:`InputError` unless ``ds`` follows the Model contract.
+
+    Checks the velocity variable, its dimensions, finite strictly increasing coordinates and
+    that some value is not NaN; the last is a (dask-friendly) reduction, never a full load.
+    """
+    source = ds.attrs.get("source_file", "the velocity model")
+    name = ds.attrs.get("velocity_variable")
+    if name not in ds.data_vars:
+        raise InputError(
+            f"{source} has no velocity variable {name!r} (dataset attribute "
+            f"velocity_variable); its variables are {sorted(map(str, ds.data_vars))}."
+        )
+    if ds[name].dims != DIMS:
+        raise InputError(
+            f"Velocity variable {name!r} of {source} has dimensions {ds[name].dims}, "
+            f"expected {DIMS}."
+        )
+    for dim in DIMS:
+        if dim not in ds.coords:
+            raise InputError(f"{source} has no {dim} coordinate values.")
+        values = np.asarray(ds[dim].values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise InputError(f"The {dim} coordinate of {source} has non-finite values.")
+        steps = np.diff(values)
+        if (steps == 0).any():
+            raise InputError(
+                f"The {dim} coordinate of {source} has duplicated values "
+                f"(e.g. {values[1:][steps == 0][0]:g}); every grid node must appear once."
+            )
+        if (steps < 0).any():
+            raise InputError(f"The {dim} coordinate of {source} is not strictly increasing.")
+    if not bool(ds[name].notnull().any()):
+        raise InputError(f"Velocity variable {name!r} of {source} is NaN everywhere.")
+
+
+def write_model(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """Write a model to CF-style netCDF-4, atomically (temporary file, then rename).
+
+    Coordinates get CF units and standard names, depth ``positive: down``; the writing
+    (NaN ``_FillValue``, source encodings dropped) is :func:`seiscluster.fileio.write_netcdf`.
+    """
+    validate_model(ds)
+    out = ds.copy()
+    for dim, attrs in _CF_COORD_ATTRS.items():
+        out.variables[dim].attrs.update(attrs)
+    for var in out.variables.values():
+        var.attrs.pop("_FillValue", None)
+        var.attrs.pop("missing_value", None)
+    write_netcdf(out, path)
+
+
+_CF_COORD_ATTRS = {
+    "depth": {"units": "km", "positive": "down", "standard_name": "depth",
+              "long_name": "depth below surface"},
+    "latitude": {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"},
+    "longitude": {"units": "degrees_east", "standard_name": "longitude",
+                  "long_name": "longitude"},
+}
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@contextlib.contextmanager
+def _reading(path: Path, fmt: str) -> Iterator[None]:
+    """Turn a library's failure to read ``path`` into one clear :class:`InputError`."""
+    try:
+        yield
+    except InputError:
+        raise
+    except _LIBRARY_ERRORS as exc:
+        raise InputError(
+            f"{path} is not a readable {_FORMAT_NAMES[fmt]} file ({type(exc).__name__}: "
+            f"{exc}); check data.velocity.path and data.velocity.format."
+        ) from exc
+
+
+def _read_netcdf(path: Path, variable: str | None, chunks: str | int | dict | None
+                 ) -> xr.Dataset:
+    """Open lazily; CF decoding turns ``_FillValue`` and ``missing_value`` into NaN."""
+    with _reading(path, "netcdf"):
+        return xr.open_dataset(path, chunks=chunks, mask_and_scale=True, decode_times=False)
+
+
+def _read_text(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
+    """Pivot a ``lon lat depth value`` table onto its grid; absent nodes become NaN."""
+    header, header_line = _text_header(path)
+    with _reading(path, "text"):
+        table = pd.read_csv(path, sep="," if _base_suffix(path)[0] == ".csv" else r"\s+",
+                            comment="#", header=None, skiprows=header_line + 1,
+                            dtype=np.float64)
+    if table.shape[1] != 4:
+        raise InputError(
+            f"Text model {path} has {table.shape[1]} columns; expected 4: lon lat depth value."
+        )
+    if table.empty:
+        raise InputError(f"Text model {path} has no data rows.")
+    columns = table.to_numpy().T
+    coords, index = {}, []
+    for dim, column in zip(("longitude", "latitude", "depth"), columns[:3], strict=True):
+        coords[dim], inverse = np.unique(column, return_inverse=True)
+        index.append(inverse)
+    shape = tuple(coords[dim].size for dim in DIMS)
+    flat = np.ravel_multi_index((index[2], index[1], index[0]), shape)
+    counts = np.bincount(flat, minlength=int(np.prod(shape)))
+    if (counts > 1).any():
+        row = int(np.flatnonzero(counts[flat] > 1)[0])
+        raise InputError(
+            f"Text model {path} lists the node lon={columns[0, row]:g}, lat={columns[1, row]:g},"
+            f" depth={columns[2, row]:g} more than once (e.g. data row {row + 1})."
+        )
+    grid = np.full(shape, np.nan)
+    grid.flat[flat] = columns[3]
+    name = variable or (header[3] if header and len(header) == 4 else "v")
+    return xr.Dataset({name: (DIMS, grid)}, coords=coords)
+
+
+def _text_header(path: Path) -> tuple[list[str] | None, int]:
+    """Column names and line index of a header line (first non-comment line, not numbers).
+
+    Without a header: ``(None, -1)``.
+    """
+    opener: Callable = gzip.open if _base_suffix(path)[1] else open
+    with _reading(path, "text"), opener(path, "rt") as handle:
+        for number, line in enumerate(handle):
+            tokens = line.split("#", 1)[0].replace(",", " ").split()
+            if tokens:
+                try:
+                    [float(token) for token in tokens]
+                except ValueError:
+                    return tokens, number
+                break
+    return None, -1
+
+
+def _read_npz(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
+    """seisgo layout: 1-D ``lat``, ``lon``, ``dep`` and a ``(n_depth, n_lat, n_lon)`` array."""
+    with _reading(path, "npz"), np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    coords = {}
+    for dim in DIMS:
+        key = next((k for k in arrays if k.lower() in ALIASES[dim]), None)
+        if key is None:
+            raise InputError(
+                f"npz model {path} has no {dim} array (one of {ALIASES[dim]}); "
+                f"its arrays are {sorted(arrays)}."
+            )
+        coords[dim] = np.asarray(arrays.pop(key), dtype=np.float64).ravel()
+    name = variable or _single_3d_array(arrays, path)
+    if name not in arrays:
+        raise InputError(
+            f"npz model {path} has no array {name!r} (data.velocity.variable); "
+            f"its arrays are {sorted(arrays)}."
+        )
+    values = arrays[name]
+    expected = tuple(coords[dim].size for dim in DIMS)
+    if values.ndim != 3:
+        raise InputError(
+            f"Array {name!r} of npz model {path} has {values.ndim} dimensions, expected 3 "
+            f"(depth, latitude, longitude) of shape {expected}."
+        )
+    for axis, dim in enumerate(DIMS):
+        if values.shape[axis] != expected[axis]:
+            raise InputError(
+                f"Array {name!r} of npz model {path} has {values.shape[axis]} values along "
+                f"axis {axis} ({dim}) but the {dim} array has {expected[axis]}; expected shape "
+                f"(n_depth, n_lat, n_lon) = {expected}."
+            )
+    return xr.Dataset({name: (DIMS, values)}, coords=coords)
+
+
+def _single_3d_array(arrays: dict[str, np.ndarray], path: Path) -> str:
+    names = [key for key, value in arrays.items() if value.ndim == 3]
+    if len(names) != 1:
+        raise InputError(
+            f"npz model {path} has {len(names)} 3-D arrays {names}; set "
+            "data.velocity.variable to the velocity array's name."
+        )
+    return names[0]
+
+
+_READERS = {"netcdf": _read_netcdf, "text": _read_text, "npz": _read_npz}
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _format_of(path: Path) -> str:
+    suffix, gzipped = _base_suffix(path)
+    fmt = SUFFIXES.get(suffix)
+    if fmt is None or (gzipped and fmt != "text"):
+        raise InputError(
+            f"Cannot tell the format of {path} from its suffix; set data.velocity.format to "
+            "netcdf (.nc, .nc4, .cdf), text (.txt, .dat, .csv, .xyz, optionally .gz) or npz."
+        )
+    return fmt
+
+
+def _base_suffix(path: Path) -> tuple[str, bool]:
+    """The suffix that names the format (``.gz`` looked through) and whether it is gzipped."""
+    suffixes = [s.lower() for s in path.suffixes] or [""]
+    gzipped = suffixes[-1] == ".gz"
+    return (suffixes[-2] if gzipped and len(suffixes) > 1 else suffixes[-1]), gzipped
+
+
+def _normalise(ds: xr.Dataset, variable: str | None, path: Path) -> xr.Dataset:
+    """Shared by every format: rename, pick the variable, transpose, float64, km, sort."""
+    ds = _rename_aliases(ds, path)
+    name = _pick_variable(ds, variable, path)
+    ds = ds[[name]].transpose(*DIMS, ...)
+    ds = ds.assign_coords({dim: ds[dim].astype(np.float64) for dim in DIMS if dim in ds.coords})
+    ds = _depth_to_km(ds)
+    for dim in DIMS:  # descending (e.g. latitude) or unordered; validate_model finds the rest
+        if dim in ds.coords and (np.diff(ds[dim].values) < 0).any():
+            ds = ds.sortby(dim)
+    ds.attrs.update(velocity_variable=name, source_file=str(path))
+    return ds
+
+
+def _rename_aliases(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    renames = {}
+    for dim, aliases in ALIASES.items():
+        found = [str(d) for d in ds.dims if str(d).lower() in aliases]
+        if len(found) > 1:
+            raise InputError(f"{path} has several {dim} dimensions {found}; expected one.")
+        if found and found[0] != dim:
+            renames[found[0]] = dim
+    return ds.rename(renames)
+
+
+def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> str:
+    """The named variable, else the single 3-D one, preferring velocity names then units."""
+    available = sorted(map(str, ds.data_vars))
+    if variable is not None:
+        if variable not in ds.data_vars:
+            raise InputError(
+                f"{path} has no variable {variable!r} (data.velocity.variable); "
+                f"its variables are {available}."
+            )
+        if set(ds[variable].dims) != set(DIMS):
+            raise InputError(
+                f"Variable {variable!r} of {path} has dimensions {ds[variable].dims}, "
+                f"expected the three dimensions {DIMS}."
+            )
+        return variable
+    candidates = [str(n) for n, v in ds.data_vars.items() if set(v.dims) == set(DIMS)]
+    if not candidates:
+        raise InputError(
+            f"{path} has no 3-D velocity variable with dimensions {DIMS} (its variables: "
+            + ", ".join(f"{n}{tuple(map(str, ds[n].dims))}" for n in available)
+            + "); set data.velocity.variable."
+        )
+    pool = candidates
+    for prefer in (_has_velocity_name, _has_velocity_units):
+        pool = [n for n in pool if prefer(ds[n])] or pool
+    if len(pool) == 1:
+        return pool[0]
+    raise InputError(
+        f"{path} has several candidate velocity variables {candidates}; "
+        "set data.velocity.variable to the one to cluster."
+    )
+
+
+def _has_velocity_name(var: xr.DataArray) -> bool:
+    return str(var.name).lower() in VELOCITY_NAMES
+
+
+def _has_velocity_units(var: xr.DataArray) -> bool:
+    return str(var.attrs.get("units", "")).lower().replace(" ", "") in VELOCITY_UNITS
+
+
+def _depth_to_km(ds: xr.Dataset) -> xr.Dataset:
+    """Convert a depth coordinate declared in metres to km, noting it in its attributes."""
+    if "depth" not in ds.coords:
+        return ds
+    attrs = dict(ds["depth"].attrs)
+    units = str(attrs.get("units", "")).strip().lower()
+    if units not in METRE_UNITS:
+        return ds
+    attrs.update(units="km", comment=f"converted by seiscluster from {attrs['units']} to km")
+    return ds.assign_coords(depth=("depth", ds["depth"].values / 1000.0, attrs))
