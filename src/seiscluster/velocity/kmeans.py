@@ -1,0 +1,283 @@
+"""k-means of velocity profiles that reproduces tslearn's ``TimeSeriesKMeans`` (seisgo), faster.
+
+seisgo's ``vpcluster_kmean`` fits ``tslearn.clustering.TimeSeriesKMeans`` on the profiles.
+:class:`ProfileKMeans` gives the same labels for the same ``random_state``:
+
+- ``metric="euclidean"`` (the hot path) runs tslearn's own algorithm on compiled code:
+  the same k-means++ seeding (scikit-learn's ``kmeans_plusplus`` fed the same
+  ``RandomState`` stream and the same squared norms), then tslearn's Lloyd loop (assign,
+  fail on an empty cluster, record the inertia, move the centroids to the cluster means,
+  stop when the inertia changed by less than ``tol``), each step done by scikit-learn's
+  chunked OpenMP Elkan iteration (the private ``elkan_iter_chunked_dense`` and
+  ``_inertia_dense`` that ``KMeans(algorithm="elkan")`` uses: exact assignments, most
+  distances skipped by triangle-inequality bounds) instead of tslearn's numpy/``cdist`` code.
+  Labels equal tslearn's; sums are taken in another order, so centers and inertia agree
+  to rounding (~1e-15).
+- ``metric="dtw"`` / ``"softdtw"`` delegate to tslearn (DBA / soft-DTW barycenters).
+
+``n_init`` restarts draw from one ``check_random_state(random_state)`` stream in sequence,
+exactly as tslearn does, so the first start is seisgo's single start and the best-of-N
+inertia is never worse than seisgo's. A start that empties a cluster is retried, at most
+``max(n_init, 10)`` starts in all, as in tslearn.
+
+Clusters are renumbered by ascending mean of their centroid (mean velocity), so the
+numbering does not depend on the initialisation.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from joblib import effective_n_jobs
+from scipy.spatial.distance import cdist
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.cluster import kmeans_plusplus
+from sklearn.cluster._k_means_common import _inertia_dense
+from sklearn.cluster._k_means_elkan import elkan_iter_chunked_dense, init_bounds_dense
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
+from tslearn.clustering import TimeSeriesKMeans
+
+from seiscluster.errors import InputError
+
+METRICS = ("euclidean", "dtw", "softdtw")
+
+_THREADPOOLS = ThreadpoolController()  # found once: limiting per fit then costs ~nothing
+
+
+def check_profiles(X: Any) -> np.ndarray:
+    """Return profiles as a C-contiguous float64 array (n_profiles, n_depth).
+
+    Accepts (n_profiles, n_depth) or tslearn's (n_profiles, n_depth, 1); raises
+    :class:`InputError` on another shape, on no data and on NaN/inf values (profiles with
+    missing values are dropped upstream, as in seisgo).
+    """
+    arr = np.asarray(X, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(
+            "velocity profiles must be a non-empty array of shape (n_profiles, n_depth) "
+            f"or (n_profiles, n_depth, 1), got shape {arr.shape}."
+        )
+    if not np.isfinite(arr).all():
+        raise InputError(
+            "velocity profiles contain NaN or infinite values; profiles with missing "
+            "values must be dropped before clustering."
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class _EmptyCluster(Exception):
+    """A Lloyd step left a cluster without members (tslearn's ``EmptyClusterError``)."""
+
+
+def _lloyd(
+    X: np.ndarray, centers: np.ndarray, max_iter: int, tol: float, n_threads: int
+) -> tuple[np.ndarray, float, int]:
+    """tslearn's Euclidean Lloyd loop on scikit-learn's compiled Elkan step.
+
+    Returns (centers, inertia, n_iter). Each iteration assigns every profile to its
+    nearest center and accumulates the new cluster means in one chunked pass
+    (``elkan_iter_chunked_dense``: Elkan's triangle-inequality bounds skip most distance
+    computations but give the same assignment as a full Lloyd step), fails if a cluster is
+    empty (before scikit-learn's relocation could hide it), then takes tslearn's inertia:
+    the mean squared distance to the centers the profiles were just assigned to.
+    """
+    n, k = X.shape[0], centers.shape[0]
+    weights = np.ones(n)
+    labels = np.full(n, -1, dtype=np.int32)
+    new_centers = np.empty_like(centers)
+    cluster_weights = np.empty(k)
+    shift = np.zeros(k)
+    upper = np.zeros(n)
+    lower = np.zeros((n, k))
+    half, next_center = _center_gaps(centers)
+    init_bounds_dense(X, centers, half, labels, upper, lower, n_threads)
+    old_inertia = np.inf
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
+        elkan_iter_chunked_dense(
+            X, weights, centers, new_centers, cluster_weights, half, next_center, upper,
+            lower, labels, shift, n_threads,
+        )
+        if np.bincount(labels, minlength=k).min() == 0:
+            raise _EmptyCluster
+        inertia = _inertia_dense(X, weights, centers, labels, n_threads) / n
+        centers, new_centers = new_centers, centers
+        half, next_center = _center_gaps(centers)
+        if abs(old_inertia - inertia) < tol:
+            break
+        old_inertia = inertia
+    return centers, inertia, n_iter
+
+
+def _center_gaps(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half distances between centers and, per center, half the gap to its nearest other
+    center: the bounds Elkan's step needs (as scikit-learn's ``_kmeans_single_elkan``)."""
+    half = euclidean_distances(centers) / 2
+    if centers.shape[0] == 1:
+        return half, np.zeros(1)
+    return half, np.partition(half, kth=1, axis=0)[1]
+
+
+class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """k-means of velocity profiles, label-for-label tslearn's ``TimeSeriesKMeans``.
+
+    Parameters mirror ``TimeSeriesKMeans`` (config keys ``velocity.kmeans.*``). ``n_jobs``
+    is the number of OpenMP threads of the Euclidean Lloyd step (``None`` = 1, -1 = all
+    cores) and is passed to tslearn's distance computations for dtw/softdtw.
+
+    Fitted attributes: ``labels_`` (0-based, n_profiles), ``cluster_centers_``
+    (n_clusters, n_depth), ``inertia_`` (tslearn's: mean squared distance to the assigned
+    center), ``n_iter_`` (Lloyd iterations of the best start), ``n_features_in_``.
+    Clusters are numbered by ascending centroid mean.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 3,
+        metric: str = "euclidean",
+        n_init: int = 10,
+        max_iter: int = 50,
+        tol: float = 1e-6,
+        max_iter_barycenter: int = 100,
+        metric_params: dict | None = None,
+        random_state: int | np.random.RandomState | None = 0,
+        n_jobs: int | None = 1,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.metric = metric
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_iter_barycenter = max_iter_barycenter
+        self.metric_params = metric_params
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _check_params(self, n_profiles: int) -> None:
+        if not _is_int(self.n_clusters) or not 1 <= self.n_clusters <= n_profiles:
+            raise InputError(
+                "velocity.kmeans.n_clusters must be an integer between 1 and the number of "
+                f"profiles ({n_profiles}), got {self.n_clusters!r}."
+            )
+        if self.metric not in METRICS:
+            raise InputError(
+                f"velocity.kmeans.metric must be one of {', '.join(METRICS)}, "
+                f"got {self.metric!r}."
+            )
+        for key in ("n_init", "max_iter", "max_iter_barycenter"):
+            value = getattr(self, key)
+            if not _is_int(value) or value < 1:
+                raise InputError(f"velocity.kmeans.{key} must be an integer >= 1, got {value!r}.")
+        if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
+            raise InputError(f"velocity.kmeans.tol must be a number >= 0, got {self.tol!r}.")
+
+    def _tslearn_estimator(self) -> TimeSeriesKMeans:
+        return TimeSeriesKMeans(
+            n_clusters=self.n_clusters,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_init=self.n_init,
+            metric=self.metric,
+            max_iter_barycenter=self.max_iter_barycenter,
+            metric_params=self.metric_params,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+
+    def _fail_empty(self, n_profiles: int) -> InputError:
+        return InputError(
+            f"velocity.kmeans.n_clusters={self.n_clusters} left a cluster empty in every "
+            f"one of {max(self.n_init, 10)} starts on {n_profiles} profiles; the profiles "
+            "have fewer distinct shapes than clusters, so choose fewer clusters."
+        )
+
+    def _fit_euclidean(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Best of ``n_init`` tslearn starts; returns (centers, inertia, n_iter)."""
+        n_threads = effective_n_jobs(self.n_jobs)
+        rs = check_random_state(self.random_state)
+        # Same squared norms as tslearn passes to k-means++ (bit-identical seeding).
+        x_squared_norms = cdist(X, np.zeros((1, X.shape[1])), metric="sqeuclidean").ravel()
+        mean = X.mean(axis=0)
+        Xc = X - mean  # centred copy: the expanded distances lose no precision
+        best: tuple[np.ndarray, float, int] | None = None
+        n_done = 0
+        # One BLAS thread inside the OpenMP chunks, as scikit-learn's KMeans does.
+        with _THREADPOOLS.limit(limits=1, user_api="blas"):
+            for _ in range(max(self.n_init, 10)):
+                if n_done == self.n_init:
+                    break
+                seeds, _ = kmeans_plusplus(
+                    X, self.n_clusters, x_squared_norms=x_squared_norms, random_state=rs
+                )
+                try:
+                    centers, inertia, n_iter = _lloyd(
+                        Xc, seeds - mean, self.max_iter, self.tol, n_threads
+                    )
+                except _EmptyCluster:
+                    continue
+                n_done += 1
+                if best is None or inertia < best[1]:
+                    best = (centers + mean, inertia, n_iter)
+        if best is None:
+            raise self._fail_empty(X.shape[0])
+        return best
+
+    def fit(self, X: Any, y: Any = None) -> ProfileKMeans:
+        """Cluster the profiles X (n_profiles, n_depth); returns self."""
+        X = check_profiles(X)
+        self._check_params(X.shape[0])
+        if self.metric == "euclidean":
+            centers, inertia, n_iter = self._fit_euclidean(X)
+        else:
+            model = self._tslearn_estimator().fit(X[:, :, None])
+            if model.cluster_centers_ is None:
+                raise self._fail_empty(X.shape[0])
+            centers = model.cluster_centers_[:, :, 0]
+            inertia, n_iter = model.inertia_, model.n_iter_
+        order = np.argsort(centers.mean(axis=1), kind="stable")
+        self.cluster_centers_ = np.ascontiguousarray(centers[order])
+        self.inertia_ = float(inertia)
+        self.n_iter_ = int(n_iter)
+        self.n_features_in_ = X.shape[1]
+        # Final assignment as tslearn's _post_fit: the nearest of the final centers (tslearn
+        # raises EmptyClusterError if that empties a cluster; it is kept here).
+        self.labels_ = self._fitted_tslearn(None).predict(X[:, :, None]).astype(np.intp)
+        return self
+
+    def to_tslearn(self) -> TimeSeriesKMeans:
+        """A fitted tslearn ``TimeSeriesKMeans`` with these centers, labels and inertia.
+
+        This is the ``model`` of seisgo's output dictionary; it can ``predict``. Unlike a
+        model tslearn fits itself, it does not keep a copy of the training data.
+        """
+        check_is_fitted(self, "labels_")
+        return self._fitted_tslearn(self.labels_)
+
+    def _fitted_tslearn(self, labels: np.ndarray | None) -> TimeSeriesKMeans:
+        model = self._tslearn_estimator()
+        model.cluster_centers_ = self.cluster_centers_[:, :, None].copy()
+        model.labels_ = labels
+        model.inertia_ = self.inertia_
+        model.n_iter_ = self.n_iter_
+        model.n_features_in_ = 1
+        model._X_fit = None
+        model._squared_inertia = True
+        return model
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Cluster index (0-based) of each profile: the nearest centroid for the metric."""
+        return self.to_tslearn().predict(check_profiles(X)[:, :, None]).astype(np.intp)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Distances (n_profiles, n_clusters) of the profiles to the centroids, by metric."""
+        return self.to_tslearn().transform(check_profiles(X)[:, :, None])

@@ -1,0 +1,194 @@
+"""Self-organising map of velocity profiles: seisgo's ``vpcluster_som``, seeded and vectorised.
+
+seisgo builds ``MiniSom(som_x, som_y, n_depth, sigma, learning_rate=rate)`` (square grid of
+side ``ceil(sqrt(sqrt(n_profiles)))`` by default), calls ``random_weights_init(data)`` and
+``train(data, niteration)`` (samples in data order, cyclically), and numbers the cluster of
+a profile by its winning node, ``x*som_y + y + 1``. It passes no seed, so its map is not
+reproducible; :class:`ProfileSOM` passes ``random_seed=random_state`` and trains with
+MiniSom itself, so the same seed gives the same weights. seisgo then finds winners with one
+``win_map`` call per profile; here one matrix product gives all winners, and the rare
+profiles whose two best nodes are within rounding of each other are settled by MiniSom's
+own ``winner``, so the labels are exactly MiniSom's.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from minisom import MiniSom
+from scipy.spatial.distance import cdist
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted
+
+from seiscluster.errors import InputError
+from seiscluster.velocity.kmeans import check_profiles
+
+NEIGHBORHOOD_FUNCTIONS = ("gaussian", "mexican_hat", "bubble", "triangle")
+TOPOLOGIES = ("rectangular", "hexagonal")
+ACTIVATION_DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev")
+
+#: Relative rounding margin under which the two best nodes count as tied.
+_TIE_MARGIN = 1e-12
+#: Elements per block when a distance needs a (profiles, nodes, depth) broadcast.
+_BLOCK = 1 << 22
+
+
+def auto_grid(n_profiles: int) -> tuple[int, int]:
+    """seisgo's default grid: square, side ``ceil(sqrt(sqrt(n_profiles)))``."""
+    side = math.ceil(math.sqrt(math.sqrt(n_profiles)))
+    return side, side
+
+
+def _scores(X: np.ndarray, W: np.ndarray, distance: str) -> tuple[np.ndarray, np.ndarray]:
+    """Activation of every node for every profile, monotone in MiniSom's activation, and
+    a per-profile bound on its rounding error (two nodes closer than it may be swapped)."""
+    if distance == "euclidean":  # squared distances by BLAS, on centred data
+        mean = X.mean(axis=0)
+        Xc, Wc = X - mean, W - mean
+        x_sq = np.einsum("ij,ij->i", Xc, Xc)
+        w_sq = np.einsum("ij,ij->i", Wc, Wc)
+        scores = Xc @ Wc.T
+        scores *= -2.0
+        scores += x_sq[:, None]
+        scores += w_sq
+        return scores, _TIE_MARGIN * (x_sq + w_sq.max())
+    if distance == "cosine":
+        num = X @ W.T
+        den = np.linalg.norm(X, axis=1)[:, None] * np.linalg.norm(W, axis=1) + 1e-8
+        return 1.0 - num / den, np.full(X.shape[0], _TIE_MARGIN)
+    if distance == "manhattan":
+        scale = np.abs(X).sum(axis=1) + np.abs(W).sum(axis=1).max()
+        return cdist(X, W, metric="cityblock"), _TIE_MARGIN * scale
+    # MiniSom's chebyshev is max(x - w) (no absolute value); a max has no rounding error.
+    step = max(1, _BLOCK // W.size)
+    scores = np.concatenate(
+        [(X[i : i + step, None, :] - W).max(axis=-1) for i in range(0, X.shape[0], step)]
+    )
+    return scores, np.zeros(X.shape[0])
+
+
+def som_winners(som: MiniSom, X: np.ndarray, activation_distance: str = "euclidean") -> np.ndarray:
+    """Flat index (``x*som_y + y``) of MiniSom's winning node for every profile of X.
+
+    ``activation_distance`` must be the one the MiniSom was built with.
+    """
+    shape = som.get_weights().shape
+    W = som.get_weights().reshape(-1, shape[2])
+    if W.shape[0] == 1:
+        return np.zeros(X.shape[0], dtype=np.intp)
+    scores, tol = _scores(X, W, activation_distance)
+    best = scores.argmin(axis=1)
+    two = np.partition(scores, 1, axis=1)
+    for i in np.flatnonzero(two[:, 1] - two[:, 0] <= tol):
+        best[i] = np.ravel_multi_index(som.winner(X[i]), shape[:2])
+    return best
+
+
+class ProfileSOM(ClusterMixin, BaseEstimator):
+    """Self-organising map of velocity profiles (config keys ``velocity.som.*``).
+
+    Fitted attributes: ``som_`` (the trained MiniSom), ``grid_shape_`` (som_x, som_y),
+    ``weights_`` (som_x, som_y, n_depth), ``winners_`` (n_profiles, 2) node coordinates,
+    ``labels_`` (0-based node index ``x*som_y + y``; seisgo's cluster is ``labels_ + 1``),
+    ``hits_`` (som_x, som_y) profiles per node, ``u_matrix_`` (MiniSom ``distance_map``;
+    NaN on a 1x1 grid),
+    ``quantization_error_``, ``topographic_error_`` (None on a 1x1 grid) and
+    ``populated_nodes_`` (sorted indices of the nodes with members: seisgo's ``pred`` order).
+    """
+
+    def __init__(
+        self,
+        grid_size: Sequence[int] | None = None,
+        niteration: int = 50000,
+        sigma: float = 0.3,
+        learning_rate: float = 0.1,
+        neighborhood_function: str = "gaussian",
+        topology: str = "rectangular",
+        activation_distance: str = "euclidean",
+        random_state: int | None = 0,
+    ) -> None:
+        self.grid_size = grid_size
+        self.niteration = niteration
+        self.sigma = sigma
+        self.learning_rate = learning_rate
+        self.neighborhood_function = neighborhood_function
+        self.topology = topology
+        self.activation_distance = activation_distance
+        self.random_state = random_state
+
+    def _grid(self, n_profiles: int) -> tuple[int, int]:
+        if self.grid_size is None:
+            return auto_grid(n_profiles)
+        grid = list(self.grid_size) if isinstance(self.grid_size, Sequence) else None
+        if (
+            grid is None or len(grid) != 2
+            or not all(isinstance(g, numbers.Integral) and not isinstance(g, bool) and g >= 1
+                       for g in grid)
+        ):
+            raise InputError(
+                "velocity.som.grid_size must be null or two positive integers [som_x, som_y], "
+                f"got {self.grid_size!r}."
+            )
+        return int(grid[0]), int(grid[1])
+
+    def _check_params(self) -> None:
+        for key in ("sigma", "learning_rate"):
+            value = getattr(self, key)
+            if not isinstance(value, numbers.Real) or not value > 0:
+                raise InputError(f"velocity.som.{key} must be a number > 0, got {value!r}.")
+        if not isinstance(self.niteration, numbers.Integral) or self.niteration < 1:
+            raise InputError(
+                f"velocity.som.niteration must be an integer >= 1, got {self.niteration!r}."
+            )
+        for key, allowed in (
+            ("neighborhood_function", NEIGHBORHOOD_FUNCTIONS),
+            ("topology", TOPOLOGIES),
+            ("activation_distance", ACTIVATION_DISTANCES),
+        ):
+            if getattr(self, key) not in allowed:
+                raise InputError(
+                    f"velocity.som.{key} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, key)!r}."
+                )
+        if self.random_state is not None and not isinstance(self.random_state, numbers.Integral):
+            raise InputError(
+                "velocity.som.random_state must be an integer seed (or null), "
+                f"got {self.random_state!r}."
+            )
+
+    def fit(self, X: Any, y: Any = None) -> ProfileSOM:
+        """Train the map on the profiles X (n_profiles, n_depth) as seisgo does; returns self."""
+        X = check_profiles(X)
+        self._check_params()
+        som_x, som_y = self._grid(X.shape[0])
+        som = MiniSom(
+            som_x, som_y, X.shape[1], sigma=self.sigma, learning_rate=self.learning_rate,
+            neighborhood_function=self.neighborhood_function, topology=self.topology,
+            activation_distance=self.activation_distance, random_seed=self.random_state,
+        )
+        som.random_weights_init(X)
+        som.train(X, int(self.niteration))
+        self.som_ = som
+        self.grid_shape_ = (som_x, som_y)
+        self.weights_ = som.get_weights()
+        self.labels_ = som_winners(som, X, self.activation_distance)
+        self.winners_ = np.column_stack(np.divmod(self.labels_, som_y))
+        self.hits_ = np.bincount(self.labels_, minlength=som_x * som_y).reshape(som_x, som_y)
+        self.populated_nodes_ = np.flatnonzero(self.hits_.ravel())
+        with np.errstate(invalid="ignore"):  # a 1x1 map has no neighbours: NaN
+            self.u_matrix_ = som.distance_map()
+        self.quantization_error_ = float(som.quantization_error(X))
+        self.topographic_error_ = (
+            float(som.topographic_error(X)) if som_x * som_y > 1 else None
+        )
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Winning node index (``x*som_y + y``) of each profile."""
+        check_is_fitted(self, "som_")
+        return som_winners(self.som_, check_profiles(X), self.activation_distance)
