@@ -1,0 +1,17 @@
+# seiscluster workflow: `snakemake --cores N` runs the study that conf/ describes.
+# User overrides in Hydra syntax:
+#   snakemake --cores 2 --config run=k6 overrides='["velocity.kmeans.n_clusters=6"]'
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/velocity.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

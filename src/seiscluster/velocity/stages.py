@@ -1,0 +1,251 @@
+"""The velocity branch's workflow stages, file in → file out.
+
+Each function is what one Snakemake rule runs (through ``workflow/scripts``), takes plain
+paths and config values, and can be called and tested without Snakemake. Outputs are
+written atomically, so a failed stage leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+
+from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
+from seiscluster.plots import velocity as plots
+from seiscluster.velocity import outputs
+from seiscluster.velocity.elbow import elbow_scan
+from seiscluster.velocity.example import make_example_model
+from seiscluster.velocity.io import open_model, validate_model, write_model
+from seiscluster.velocity.kmeans import ProfileKMeans
+from seiscluster.velocity.profiles import extract_profiles, label_grid, profile_array
+from seiscluster.velocity.som import ProfileSOM
+
+log = logging.getLogger(__name__)
+
+
+def ingest(
+    *,
+    model: str,
+    path: str | None = None,
+    format: str = "auto",
+    variable: str | None = None,
+    example: Mapping[str, Any] | None = None,
+) -> None:
+    """Read (or make, when ``path`` is None) the model, check it and write it as NetCDF."""
+    if path is None:
+        log.info("no data.velocity.path: making the embedded example model %s", dict(example or {}))
+        ds = make_example_model(**dict(example or {}))
+    else:
+        log.info("reading %s (format %s, variable %s)", path, format, variable or "auto")
+        ds = open_model(path, fmt=format, variable=variable)
+    validate_model(ds)
+    name = ds.attrs["velocity_variable"]
+    log.info("model variable %r, %s", name, dict(ds[name].sizes))
+    write_model(ds, model)
+
+
+def profiles(
+    *, model: str, profiles: str, zrange: Sequence[float] | None = None, spacing: int = 1,
+    dz: float | None = None,
+) -> None:
+    """Subsample and interpolate the model's depth profiles (``profiles.nc``)."""
+    with xr.open_dataset(model, chunks={}) as ds:
+        prof = extract_profiles(ds, zrange=zrange, spacing=spacing, dz=dz)
+    log.info(
+        "%d profiles of %d depths (%d of %d nodes dropped for NaN)",
+        prof.sizes["profile"], prof.sizes["depth"], prof.attrs["n_dropped_nan"],
+        prof.attrs["n_nodes"],
+    )
+    write_netcdf(prof, profiles)
+
+
+def elbow(
+    *, profiles: str, table: str, choice: str, figure: str, kmeans: Mapping[str, Any],
+    elbow: Mapping[str, Any], dpi: int = 120, threads: int = 1,
+) -> None:
+    """Elbow scan over ``nrange``: table (CSV), choice (JSON) and figure."""
+    X = _load_profiles(profiles)[1]
+    start = time.perf_counter()
+    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **dict(elbow), n_jobs=threads)
+    seconds = time.perf_counter() - start
+    (log.warning if result.fallback_used else log.info)(result.message)
+    with atomic_path(table) as tmp:
+        result.table.to_csv(tmp, index=False)
+    write_json(choice, {
+        "n_clusters": int(result.n_clusters),
+        "knee": None if result.knee is None else int(result.knee),
+        "fallback_used": result.fallback_used,
+        "message": result.message,
+        "seconds": round(seconds, 3),
+    })
+    plots.save(plots.plot_elbow(result.table, result.knee, result.n_clusters, result.message),
+               figure, dpi)
+
+
+def fit_kmeans(
+    *, profiles: str, cluster_map: str, clusters: str, model: str, seisgo: str,
+    metrics: str, kmeans: Mapping[str, Any], source: str, tag: str,
+    choice: str | None = None, table: str | None = None, threads: int = 1,
+    silhouette_sample_size: int = 2000,
+) -> None:
+    """k-means fit with k from the config or the elbow choice; writes all its products."""
+    prof, X = _load_profiles(profiles)
+    n_clusters = kmeans["n_clusters"]
+    nrange, sum_square = None, []
+    if n_clusters is None:
+        n_clusters = json.loads(Path(choice).read_text())["n_clusters"]
+        scan = pd.read_csv(table)
+        nrange, sum_square = scan["k"].to_numpy(), scan["distortion_smoothed"].tolist()
+    start = time.perf_counter()
+    est = ProfileKMeans(n_clusters=n_clusters, **_kmeans_kwargs(kmeans), n_jobs=threads).fit(X)
+    seconds = time.perf_counter() - start
+    log.info("k-means k=%d (%s, n_init=%d): inertia %.6g in %.2f s", n_clusters,
+             est.metric, est.n_init, est.inertia_, seconds)
+    ids = np.arange(1, n_clusters + 1)
+    labels = est.labels_ + 1
+    ds = outputs.clusters_dataset(
+        prof, labels, est.cluster_centers_, ids, method="k-means",
+        attrs={"metric": est.metric, "n_init": est.n_init, "random_state": est.random_state,
+               "inertia": float(est.inertia_), "source": source, "tag": tag},
+    )
+    record = outputs.kmeans_seisgo_dict(prof, est, source=source, tag=tag, n_jobs=threads,
+                                        nrange=nrange, sum_square=sum_square)
+    _write_products(prof, labels, ds, est, record,
+                    outputs.seisgo_pickle_name(kmeans["figbase"], str(n_clusters)),
+                    {"method": "kmeans", "n_clusters": int(n_clusters),
+                     "inertia": float(est.inertia_), "fit_seconds": round(seconds, 3)},
+                    cluster_map=cluster_map, clusters=clusters, model=model, seisgo=seisgo,
+                    metrics=metrics, sample_size=silhouette_sample_size)
+
+
+def fit_som(
+    *, profiles: str, cluster_map: str, clusters: str, model: str, seisgo: str,
+    metrics: str, som: Mapping[str, Any], source: str, tag: str,
+    silhouette_sample_size: int = 2000,
+) -> None:
+    """Self-organizing map fit; the winning node of each profile is its cluster."""
+    prof, X = _load_profiles(profiles)
+    params = {k: v for k, v in som.items() if k != "figbase"}
+    start = time.perf_counter()
+    est = ProfileSOM(**params).fit(X)
+    seconds = time.perf_counter() - start
+    nx, ny = est.grid_shape_
+    labels = est.labels_ + 1
+    ids = np.asarray(est.populated_nodes_) + 1
+    log.info("SOM %dx%d: %d populated nodes, quantization error %.4g in %.2f s", nx, ny,
+             ids.size, est.quantization_error_, seconds)
+    node_dims = ("som_x", "som_y")
+    extra = {
+        "som_weights": xr.DataArray(est.weights_, dims=(*node_dims, "depth"),
+                                    attrs={"long_name": "SOM node weight vectors"}),
+        "som_hits": xr.DataArray(est.hits_, dims=node_dims,
+                                 attrs={"long_name": "profiles won by each node"}),
+        "som_u_matrix": xr.DataArray(est.u_matrix_, dims=node_dims,
+                                     attrs={"long_name": "U-matrix: normalised mean distance "
+                                                         "of a node to its neighbours"}),
+    }
+    ds = outputs.clusters_dataset(
+        prof, labels, outputs.member_means(X, labels, ids), ids, method="SOM",
+        attrs={"grid_size": [nx, ny], "sigma": est.sigma, "learning_rate": est.learning_rate,
+               "niteration": est.niteration, "random_state": est.random_state,
+               "quantization_error": float(est.quantization_error_),
+               "source": source, "tag": tag},
+        extra=extra,
+    )
+    record = outputs.som_seisgo_dict(prof, est, source=source, tag=tag)
+    _write_products(prof, labels, ds, est, record,
+                    outputs.seisgo_pickle_name(som["figbase"], f"{nx}x{ny}"),
+                    {"method": "som", "grid_size": [int(nx), int(ny)],
+                     "n_clusters": int(ids.size),
+                     "quantization_error": float(est.quantization_error_),
+                     "topographic_error": _maybe_float(est.topographic_error_),
+                     "fit_seconds": round(seconds, 3)},
+                    cluster_map=cluster_map, clusters=clusters, model=model, seisgo=seisgo,
+                    metrics=metrics, sample_size=silhouette_sample_size)
+
+
+def figures(
+    *, profiles: str, clusters: str, cluster_figure: str, map_figure: str,
+    som_figure: str | None = None, figsize: Sequence[float] | None = None, dpi: int = 120,
+) -> None:
+    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit)."""
+    prof, X = _load_profiles(profiles)
+    with xr.open_dataset(clusters) as ds:
+        ds.load()
+    labels = ds["cluster_label"].values[prof["lat_index"].values, prof["lon_index"].values]
+    is_som = "som_hits" in ds
+    units = prof["velocity"].attrs.get("units", "km/s")
+    name = prof.attrs.get("velocity_variable", "v")
+    fig = plots.plot_cluster_profiles(
+        prof["depth"].values, X, labels, ds["cluster"].values, ds["centroid"].values,
+        ylabel=f"{name} ({units})", centroid_label="mean" if is_som else "centroid",
+        figsize=figsize,
+    )
+    plots.save(fig, cluster_figure, dpi)
+    truth = None
+    if "province" in prof.coords:
+        truth = label_grid(prof, prof["province"].values)
+    plots.save(plots.plot_cluster_map(ds, ds.attrs["title"], truth), map_figure, dpi)
+    if is_som and som_figure:
+        plots.save(plots.plot_som_maps(ds["som_u_matrix"].values, ds["som_hits"].values),
+                   som_figure, dpi)
+
+
+def _write_products(
+    prof: xr.Dataset, labels: np.ndarray, ds: xr.Dataset, estimator: Any,
+    record: dict[str, Any], pickle_name: str, summary: dict[str, Any], *,
+    cluster_map: str, clusters: str, model: str, seisgo: str, metrics: str, sample_size: int,
+) -> None:
+    X = profile_array(prof)
+    seed = int(getattr(estimator, "random_state", 0) or 0)
+    summary = {**summary, "n_profiles": int(X.shape[0]),
+               **_scores(X, labels, prof, sample_size, seed)}
+    with atomic_path(cluster_map) as tmp:
+        record["cluster_map"].to_csv(tmp, index=False)
+    write_netcdf(ds.assign_attrs({k: v for k, v in summary.items()
+                                          if isinstance(v, (int, float, str))}), clusters)
+    write_pickle(model, estimator)
+    folder = Path(seisgo)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_pickle(folder / pickle_name, record)
+    write_json(metrics, summary)
+
+
+def _scores(
+    X: np.ndarray, labels: np.ndarray, prof: xr.Dataset, sample_size: int, seed: int
+) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    if 1 < np.unique(labels).size < X.shape[0]:
+        scores["silhouette"] = float(silhouette_score(
+            X, labels, sample_size=min(sample_size, len(X)), random_state=seed))
+        scores["calinski_harabasz"] = float(calinski_harabasz_score(X, labels))
+    if "province" in prof.coords:
+        scores["ari_vs_truth"] = float(adjusted_rand_score(prof["province"].values, labels))
+    return scores
+
+
+def _load_profiles(path: str) -> tuple[xr.Dataset, np.ndarray]:
+    with xr.open_dataset(path) as ds:
+        prof = ds.load()
+    return prof, profile_array(prof)
+
+
+def _kmeans_kwargs(kmeans: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("metric", "metric_params", "max_iter_barycenter", "n_init", "max_iter", "tol",
+            "random_state")
+    return {k: kmeans[k] for k in keys}
+
+
+def _maybe_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+

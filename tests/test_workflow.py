@@ -1,0 +1,178 @@
+"""End-to-end runs of the Snakemake workflow (small settings, real processes)."""
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+FAST = [
+    "data.velocity.example.n_lat=16",
+    "data.velocity.example.n_lon=20",
+    "data.velocity.example.depth_step=2",
+    "velocity.elbow.nrange=[2,3,4,5,6,7,8]",
+    "velocity.som.niteration=3000",
+    "velocity.kmeans.n_init=3",
+]
+
+
+def snakemake(workdir: Path, overrides: list[str], *args: str, run: str = "test"):
+    """Run the workflow in ``workdir`` and return the completed process."""
+    quoted = "[" + ",".join(f'"{o}"' for o in overrides) + "]"
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--config", f"run={run}", f"overrides={quoted}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("wf")
+    proc = snakemake(workdir, FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir / "results" / "test"
+
+
+def test_run_writes_every_documented_output(example_run):
+    expected = [
+        "config.yaml", "report.html", "velocity/model.nc", "velocity/profiles.nc",
+        "velocity/elbow/elbow.csv", "velocity/elbow/choice.json", "velocity/elbow/elbow.png",
+        *(f"velocity/{m}/{f}" for m in ("kmeans", "som") for f in (
+            "cluster_map.csv", "clusters.nc", "metrics.json", "model.pkl", "clusters.png",
+            "cluster_map.png")),
+        "velocity/som/som_maps.png",
+        "logs/velocity_elbow.log",
+    ]
+    missing = [p for p in expected if not (example_run / p).is_file()]
+    assert not missing
+    leftovers = list(example_run.rglob("*.tmp"))
+    assert not leftovers
+
+
+def test_resolved_config_records_the_overrides(example_run):
+    cfg = OmegaConf.load(example_run / "config.yaml")
+    assert cfg.run == "test"
+    assert list(cfg.velocity.elbow.nrange) == [2, 3, 4, 5, 6, 7, 8]
+    assert cfg.velocity.kmeans.random_state == 0
+
+
+def test_kmeans_products_agree_with_each_other(example_run):
+    km = example_run / "velocity/kmeans"
+    choice = json.loads((example_run / "velocity/elbow/choice.json").read_text())
+    table = pd.read_csv(km / "cluster_map.csv")
+    assert list(table.columns) == ["lat", "lon", "cluster"]
+    k = choice["n_clusters"]
+    assert sorted(table.cluster.unique()) == list(range(1, k + 1))
+    with xr.open_dataset(km / "clusters.nc") as ds:
+        assert ds.cluster_label.dims == ("latitude", "longitude")
+        assert ds.centroid.dims == ("cluster", "depth")
+        assert ds.attrs["Conventions"].startswith("CF")
+        assert int(ds.cluster_size.sum()) == len(table)
+        assert np.isnan(ds.cluster_label.values).any()  # NaN nodes of the example
+        means = ds.centroid.mean("depth").values
+        assert np.all(np.diff(means) > 0)  # clusters numbered by mean velocity
+    (pk,) = (km / "seisgo").glob("kmean_clusters_k*_results.pk")
+    assert pk.name == f"kmean_clusters_k{k}_results.pk"
+    with open(pk, "rb") as fh:
+        record = pickle.load(fh)
+    assert set(record) == {"method", "source", "tag", "depth", "model", "pred", "para",
+                           "cluster_map"}
+    assert record["method"] == "k-means" and len(record["pred"]) == k
+    assert list(record["para"]["nrange"]) == [2, 3, 4, 5, 6, 7, 8]
+    pd.testing.assert_frame_equal(record["cluster_map"], table)
+    metrics = json.loads((km / "metrics.json").read_text())
+    assert metrics["ari_vs_truth"] > 0.9
+
+
+def test_som_products(example_run):
+    som = example_run / "velocity/som"
+    (pk,) = (som / "seisgo").glob("som_clusters_k*x*_results.pk")
+    with open(pk, "rb") as fh:
+        record = pickle.load(fh)
+    nx, ny = record["para"]["nx"], record["para"]["ny"]
+    table = pd.read_csv(som / "cluster_map.csv")
+    assert table.cluster.between(1, nx * ny).all()
+    assert len(record["pred"]) == table.cluster.nunique()
+    with xr.open_dataset(som / "clusters.nc") as ds:
+        assert ds.som_hits.shape == (nx, ny)
+        assert int(ds.som_hits.sum()) == len(table)
+
+
+def test_report_embeds_every_figure(example_run):
+    html = (example_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6
+    assert "Elbow scan" in html and "Resolved configuration" in html
+
+
+def test_rerun_with_same_config_has_nothing_to_do(example_run):
+    proc = snakemake(example_run.parents[1], FAST, "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changed_parameter_reruns_only_downstream(example_run):
+    proc = snakemake(example_run.parents[1], [*FAST, "velocity.som.sigma=0.5"], "-n")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0
+    assert "velocity_som " in text or "rule velocity_som:" in text
+    for untouched in ("velocity_ingest", "velocity_profiles", "velocity_kmeans:",
+                      "velocity_elbow"):
+        assert f"rule {untouched}" not in text
+
+
+def test_bad_configuration_stops_before_any_rule(tmp_path):
+    proc = snakemake(tmp_path, ["velocity.kmeans.nclusters=3"])
+    assert proc.returncode != 0
+    assert "Unknown configuration key 'velocity.kmeans.nclusters'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_input_leaves_no_partial_output(tmp_path):
+    model = tmp_path / "flat.nc"
+    xr.Dataset({"vs": (("latitude", "longitude"), np.ones((3, 4)))},
+               coords={"latitude": [1.0, 2, 3], "longitude": [1.0, 2, 3, 4]}).to_netcdf(model)
+    proc = snakemake(tmp_path, [f"data.velocity.path={model}"], run="bad")
+    assert proc.returncode != 0
+    assert "seiscluster:" in proc.stderr
+    out = tmp_path / "results/bad/velocity"
+    assert not (out / "model.nc").exists()
+    assert not list(out.rglob("*.tmp")) if out.exists() else True
+
+
+@pytest.mark.shared_data
+def test_cascadia_runs_through_the_pipeline(shared_data, tmp_path):
+    # conf/data/cascadia.yaml names ../shared relative to the repository root; this run's
+    # working directory is a temporary folder, so the path is given absolutely.
+    path = shared_data / "velocity/Cascadia-ANT+RF-Delph2018.r0.1.nc"
+    overrides = ["data=cascadia", f"data.velocity.path={path}",
+                 "velocity.profiles.zrange=[0,60]", "velocity.profiles.dz=2",
+                 "velocity.elbow.nrange=[2,3,4,5,6,7,8,9,10]", "velocity.som.niteration=5000"]
+    proc = snakemake(tmp_path, overrides, run="cascadia")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results/cascadia/velocity"
+    with xr.open_dataset(out / "profiles.nc") as prof:
+        assert prof.sizes["depth"] == 31
+        assert prof.attrs["velocity_variable"] == "vs"
+    table = pd.read_csv(out / "kmeans/cluster_map.csv")
+    assert table.lat.between(40, 49).all() and table.lon.between(-124.8, -120).all()
+
+
+@pytest.mark.shared_data
+def test_global_model_with_fill_value_runs(shared_data, tmp_path):
+    path = shared_data / "velocity/S362ANI+M_vs.nc"
+    overrides = ["data=s362ani", f"data.velocity.path={path}", "velocity.kmeans.n_clusters=6",
+                 "velocity.profiles.spacing=2",
+                 "velocity.som.niteration=5000"]
+    proc = snakemake(tmp_path, overrides, run="global")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with xr.open_dataset(tmp_path / "results/global/velocity/profiles.nc") as prof:
+        assert prof.attrs["velocity_variable"] == "v"
+        assert prof.sizes["profile"] == 46 * 91  # every other node of the 91 x 181 grid
+    assert not (tmp_path / "results/global/velocity/elbow").exists()
