@@ -21,6 +21,9 @@ try:
 except InputError as err:
     raise WorkflowError(f"seiscluster configuration: {err}") from None
 
+#: Threads of the parallel rules; Snakemake caps them at --cores (and it works with --report,
+#: which has no core count).
+MAX_THREADS = 64
 RESULTS = f"results/{CFG.run}"
 VEL = f"{RESULTS}/velocity"
 LOGS = f"{RESULTS}/logs"

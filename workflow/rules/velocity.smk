@@ -52,7 +52,7 @@ rule velocity_elbow:
         kmeans=section(CFG.velocity.kmeans),
         elbow=section(CFG.velocity.elbow),
         dpi=CFG.velocity.plot.dpi,
-    threads: workflow.cores
+    threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
@@ -76,7 +76,7 @@ rule velocity_kmeans:
         source=CFG.velocity.source,
         tag=CFG.velocity.tag,
         silhouette_sample_size=CFG.velocity.elbow.silhouette_sample_size,
-    threads: workflow.cores
+    threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
