@@ -1,0 +1,1 @@
+"""Tremor branch: waveform ingest, spectrograms and deep embedded clustering (ClusTremor)."""
