@@ -1,0 +1,139 @@
+"""Speed of the deep clustering on 2,390 synthetic 96 x 128 windows (the ClusTremor size).
+
+    python bench/dec_speed.py [--threads 2] [--epochs 4] [--iters 1000] [--compile]
+                              [--no-channels-last] [--repeat 1]
+
+Measures, with the reference architecture and settings: one pretraining epoch through
+the Lightning Trainer (1,912 training + 478 validation windows, batch 32), 1,000 DEC
+iterations (batch 32, with their 5 whole-data target updates, update_interval 200),
+embedding every window, and the k-means scan k = 2..15 with n_init = 20. The reference
+figures (Keras/TensorFlow notebook on its author's machine; plain eager PyTorch port) are
+printed beside them. Timings vary with other load on the machine: ``--repeat`` keeps the
+best of several runs of the DEC and embedding measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+import warnings
+
+import lightning as L
+import numpy as np
+import torch
+
+from seiscluster.tremor.autoencoder import AutoencoderModule, ConvAutoencoder, embed
+from seiscluster.tremor.datamodule import SpectrogramDataModule, as_tensor
+from seiscluster.tremor.dec import fit_dec
+from seiscluster.tremor.kscan import kscan
+
+REFERENCE = {"pretrain epoch": 5.0, "1000 DEC iterations": 21.0, "embed all windows": 1.1,
+             "k scan 2..15 (n_init 20)": 88.0}
+TARGET = {"pretrain epoch": 2.5, "1000 DEC iterations": 7.0, "embed all windows": 1.1,
+          "k scan 2..15 (n_init 20)": 9.0}
+MODEL = dict(channels=[8, 16, 32, 64], kernels=[[7, 5], [5, 3], [5, 3], [5, 3]],
+             strides=[2, 2, 2, 2], latent_dim=24, activation="elu")
+
+
+def synthetic_windows(n: int = 2390, shape: tuple[int, int] = (96, 128), seed: int = 0):
+    """Log-power-like spectrograms of four regimes (bands, broadband bursts) plus noise."""
+    rng = np.random.default_rng(seed)
+    nf, nt = shape
+    f = np.linspace(0, 1, nf)[:, None]
+    t = np.linspace(0, 1, nt)[None, :]
+    regime = rng.integers(0, 4, n)
+    x = rng.normal(0, 0.3, (n, 1, nf, nt)).astype(np.float32)
+    for i in range(n):
+        r = regime[i]
+        if r == 1:
+            x[i, 0] += np.exp(-0.5 * ((f - rng.uniform(0.3, 0.5)) / 0.03) ** 2)
+        elif r == 2:
+            x[i, 0] += 0.8 * np.exp(-0.5 * ((f - 0.7) / 0.15) ** 2) * (np.sin(20 * t) > 0)
+        elif r == 3:
+            x[i, 0] += (rng.random(nt) < 0.05)[None, :] * 2.0 * np.exp(-2 * f)
+    return x, regime
+
+
+def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, compile_: bool, root: str) -> list:
+    times: list[float] = []
+
+    class Timer(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            self.t = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            times.append(time.perf_counter() - self.t)
+
+    dm = SpectrogramDataModule(x, batch_size=32, val_fraction=0.2, split_seed=46,
+                               channels_last=cl, eval_batch_size=64)
+    module = AutoencoderModule(model={"input_shape": list(x.shape[1:]), **MODEL},
+                               channels_last=cl, compile=compile_)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[Timer()], default_root_dir=root, deterministic=True,
+                        use_distributed_sampler=False)
+    trainer.fit(module, datamodule=dm)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--iters", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-channels-last", action="store_true")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    cl = not args.no_channels_last
+    x, _ = synthetic_windows()
+    print(f"{x.shape[0]} windows of {x.shape[2]} x {x.shape[3]}, {args.threads} threads, "
+          f"channels_last={cl}, compile={args.compile}, torch {torch.__version__}")
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as root:
+        L.seed_everything(0, verbose=False)
+        times = bench_pretrain(x, args.epochs, cl, args.compile, root)
+    steady = times[1:] or times
+    print("pretrain epochs (s): " + ", ".join(f"{t:.2f}" for t in times))
+    results["pretrain epoch"] = statistics.median(steady)
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(x.shape[1:], **{k: v for k, v in MODEL.items()})
+    if cl:
+        ae.to(memory_format=torch.channels_last)
+    xt = as_tensor(x, cl)
+    best = float("inf")
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        z, _ = embed(ae.eval(), xt, batch_size=64)
+        best = min(best, time.perf_counter() - start)
+    results["embed all windows"] = best
+    start = time.perf_counter()
+    res = kscan(z, k_min=2, k_max=15, n_init=20, seed=0, n_jobs=args.threads)
+    results["k scan 2..15 (n_init 20)"] = time.perf_counter() - start
+    print(f"k scan: {res.message}")
+    fit = res.fits[4]
+    best = float("inf")
+    for _ in range(args.repeat):
+        model = ConvAutoencoder(x.shape[1:], **MODEL)
+        model.load_state_dict(ae.state_dict())
+        out = fit_dec(model, xt, fit.centres, fit.labels,
+                      dec={"maxiter": args.iters, "tol": 0.0, "update_interval": 200},
+                      trainer={"channels_last": cl, "compile": args.compile}, seed=0)
+        best = min(best, out.seconds)
+        print(f"DEC: {out.n_iter} iterations, {len(out.history)} target updates, "
+              f"{out.seconds:.2f} s")
+    results["1000 DEC iterations"] = best * 1000 / args.iters
+    print(f"\n{'measure':28s} {'seiscluster':>12s} {'target':>8s} {'reference':>10s}")
+    for name, value in results.items():
+        print(f"{name:28s} {value:11.2f}s {TARGET[name]:7.1f}s {REFERENCE[name]:9.1f}s")
+
+
+if __name__ == "__main__":
+    main()

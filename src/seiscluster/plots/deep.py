@@ -1,0 +1,247 @@
+"""Figures of the deep clustering of tremor (matplotlib object-oriented API, no pyplot).
+
+Loss curves, k-scan scores, t-SNE maps before and after fine-tuning, the cluster label
+over time (ClusTremor's key figure, with optional event markers), input/reconstruction
+examples per cluster and the mean spectrogram of each cluster. Clusters are numbered
+1..k and keep one colour in every figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from seiscluster.plots.velocity import save
+
+__all__ = [
+    "cluster_colours", "plot_cluster_spectra", "plot_kscan", "plot_losses",
+    "plot_reconstructions", "plot_timeline", "plot_tsne", "save", "tsne_2d",
+]
+
+
+def cluster_colours(k: int) -> list:
+    """One colour per cluster 1..k (tab10, tab20 beyond 10 clusters)."""
+    cmap = colormaps["tab10" if k <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(k)]
+
+
+def tsne_2d(z: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = 1) -> np.ndarray:
+    """Seeded 2-D t-SNE of embeddings (perplexity capped below the sample count)."""
+    from sklearn.manifold import TSNE
+
+    n = z.shape[0]
+    if n < 4:
+        return np.zeros((n, 2))
+    perp = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
+    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed,
+                n_jobs=n_jobs).fit_transform(np.asarray(z, dtype=np.float64))
+
+
+def plot_losses(losses: pd.DataFrame, history: pd.DataFrame) -> Figure:
+    """Pretraining losses per epoch (left) and the fine-tuning's record per update (right)."""
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2)
+    if len(losses):
+        epoch = losses["epoch"].to_numpy() + 1
+        left.plot(epoch, losses["train_loss"], "-", color="tab:blue", label="training")
+        left.plot(epoch, losses["val_loss"], "-", color="tab:orange", label="validation")
+        i = int(np.nanargmin(losses["val_loss"].to_numpy(dtype=float)))
+        left.plot(epoch[i], losses["val_loss"].iloc[i], "o", color="tab:orange",
+                  label=f"best (epoch {epoch[i]})")
+        left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("reconstruction loss (MSE)")
+    left.set_title("Autoencoder pretraining")
+    left.legend(fontsize=8)
+    it = history["iteration"].to_numpy()
+    right.plot(it, history["delta_label"], "o-", color="k", ms=3, label="delta-label")
+    right.set_yscale("symlog", linthresh=1e-4)
+    right.set_ylim(bottom=0)
+    right.set_xlabel("iteration (batches)")
+    right.set_ylabel("fraction of labels changed")
+    twin = right.twinx()
+    handles = [Line2D([], [], color="k", marker="o", ms=3, label="delta-label")]
+    for column, colour, name in (("kl_loss", "tab:red", "KL(P||Q)"),
+                                 ("reconstruction_loss", "tab:green", "reconstruction")):
+        if column in history and history[column].notna().any():
+            twin.plot(it, history[column], "-", marker=".", color=colour)
+            handles.append(Line2D([], [], color=colour, label=name))
+    twin.set_ylabel("loss (mean over the interval)")
+    right.legend(handles=handles, fontsize=8)
+    right.set_title("Clustering fine-tuning")
+    fig.tight_layout()
+    return fig
+
+
+def plot_kscan(table: pd.DataFrame, chosen: int, message: str = "") -> Figure:
+    """Calinski-Harabasz, silhouette, Davies-Bouldin and inertia per k; chosen k marked."""
+    fig = Figure(figsize=(10, 6))
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    k = table["k"].to_numpy()
+    for ax, (column, label) in zip(axes, (
+            ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+            ("silhouette", "silhouette (higher is better)"),
+            ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+            ("inertia", "inertia (within-cluster sum of squares)")), strict=True):
+        ax.plot(k, table[column], "o-", color="k", ms=4)
+        ax.axvline(chosen, color="tab:red", ls="--", lw=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks(k)
+    for ax in axes[2:]:
+        ax.set_xlabel("number of clusters k")
+    fig.suptitle(message or f"chosen k = {chosen}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _scatter_clusters(ax, xy: np.ndarray, labels: np.ndarray, k: int, title: str) -> None:
+    colours = cluster_colours(k)
+    for c in range(1, k + 1):
+        m = labels == c
+        if m.any():
+            ax.scatter(xy[m, 0], xy[m, 1], s=6, color=colours[c - 1], label=f"{c} ({m.sum()})",
+                       linewidths=0)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=2, title="cluster (n)", title_fontsize=7, loc="best")
+
+
+def plot_tsne(t0: np.ndarray, y0: np.ndarray, t1: np.ndarray, y1: np.ndarray, k: int,
+              method: str = "DEC") -> Figure:
+    """t-SNE of the pretrained embeddings (k-means labels) and the fine-tuned ones."""
+    fig = Figure(figsize=(11, 5))
+    a, b = fig.subplots(1, 2)
+    _scatter_clusters(a, t0, y0, k, "before fine-tuning: autoencoder + k-means")
+    _scatter_clusters(b, t1, y1, k, f"after fine-tuning: {method}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_timeline(
+    windows: np.ndarray,
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    k: int,
+    channel: np.ndarray | None = None,
+    events: Sequence[tuple[np.datetime64, str]] = (),
+) -> Figure:
+    """Cluster of every window over time (one row of dots per cluster), the assignment's
+    confidence below, and vertical markers at the configured events."""
+    fig = Figure(figsize=(12, 5))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    colours = cluster_colours(k)
+    t = np.asarray(windows, dtype="M8[ns]")
+    channels = [None] if channel is None else list(dict.fromkeys(channel.tolist()))
+    offsets = np.linspace(-0.25, 0.25, len(channels)) if len(channels) > 1 else [0.0]
+    markers = "o^sDv<>ph*"
+    for j, ch in enumerate(channels):
+        sel = np.ones(t.size, bool) if ch is None else channel == ch
+        for c in range(1, k + 1):
+            m = sel & (labels == c)
+            if m.any():
+                top.scatter(t[m], np.full(m.sum(), c + offsets[j]), s=10,
+                            color=colours[c - 1], marker=markers[j % len(markers)],
+                            linewidths=0)
+        bottom.plot(t[sel], confidence[sel], ".", ms=2,
+                    label=str(ch) if ch is not None else None)
+    if len(channels) > 1:
+        top.legend(handles=[Line2D([], [], ls="", marker=markers[j % len(markers)],
+                                   color="grey", label=str(ch))
+                            for j, ch in enumerate(channels)], fontsize=7, loc="upper right")
+    top.set_yticks(range(1, k + 1))
+    top.set_ylim(0.4, k + 0.6)
+    top.set_ylabel("cluster")
+    top.grid(axis="y", lw=0.3)
+    bottom.set_ylabel("max q")
+    bottom.set_ylim(0, 1.02)
+    bottom.set_xlabel("window start (UTC)")
+    for when, label in events:
+        for ax in (top, bottom):
+            ax.axvline(when, color="k", ls="--", lw=1)
+        top.annotate(label, (when, k + 0.55), rotation=90, va="top", ha="right", fontsize=8)
+    top.set_title("Cluster of each window over time")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def _extent(frequency: np.ndarray, time: np.ndarray) -> list[float]:
+    return [float(time[0]) / 60, float(time[-1]) / 60, float(frequency[0]), float(frequency[-1])]
+
+
+def plot_reconstructions(
+    x: np.ndarray, r: np.ndarray, clusters: np.ndarray, confidence: np.ndarray,
+    frequency: np.ndarray, time: np.ndarray,
+) -> Figure:
+    """Input and reconstruction of the most confident examples of each cluster (first
+    channel), one row per cluster."""
+    ids = list(dict.fromkeys(clusters.tolist()))
+    per = max((np.sum(clusters == c) for c in ids), default=1)
+    fig = Figure(figsize=(3.2 * per, 2.0 * max(len(ids), 1) + 0.5))
+    axes = np.atleast_2d(fig.subplots(max(len(ids), 1), 2 * per, squeeze=False))
+    lo, hi = (np.percentile(x[:, 0], [1, 99]) if x.size else (0, 1))
+    ext = _extent(frequency, time)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for row, c in enumerate(ids):
+        members = np.flatnonzero(clusters == c)
+        for j, i in enumerate(members):
+            for col, (img, name) in enumerate(((x[i, 0], "input"), (r[i, 0], "reconstruction"))):
+                ax = axes[row, 2 * j + col]
+                ax.set_axis_on()
+                ax.imshow(img, origin="lower", aspect="auto", extent=ext, vmin=lo, vmax=hi,
+                          cmap="viridis")
+                ax.set_title(f"cluster {c}: {name}" + (f" (q={confidence[i]:.2f})"
+                                                       if col == 0 else ""), fontsize=7)
+                ax.tick_params(labelsize=6)
+        axes[row, 0].set_ylabel("frequency (Hz)", fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (min)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cluster_spectra(
+    x: np.ndarray, labels: np.ndarray, k: int, frequency: np.ndarray, time: np.ndarray,
+    channels: Sequence[str] | None = None,
+) -> Figure:
+    """Mean spectrogram of each cluster (columns); one row per input channel."""
+    n_ch = x.shape[1]
+    fig = Figure(figsize=(2.6 * k + 0.8, 2.3 * n_ch + 0.4))
+    axes = fig.subplots(n_ch, k, squeeze=False)
+    sums = np.zeros((k, *x.shape[1:]))
+    np.add.at(sums, labels - 1, x.astype(np.float64))
+    counts = np.bincount(labels - 1, minlength=k)
+    means = sums / np.maximum(counts, 1)[:, None, None, None]
+    present = means[counts > 0]
+    lo, hi = (np.percentile(present, [1, 99]) if present.size else (0, 1))
+    ext = _extent(frequency, time)
+    image = None
+    for c in range(k):
+        for ch in range(n_ch):
+            ax = axes[ch, c]
+            if counts[c] == 0:
+                ax.set_axis_off()
+                continue
+            image = ax.imshow(means[c, ch], origin="lower", aspect="auto", extent=ext,
+                              vmin=lo, vmax=hi, cmap=ListedColormap(colormaps["magma"](
+                                  np.linspace(0, 1, 256))))
+            title = f"cluster {c + 1} (n={counts[c]})"
+            if channels is not None and n_ch > 1:
+                title += f"\n{channels[ch]}"
+            ax.set_title(title, fontsize=8)
+            ax.tick_params(labelsize=6)
+            if c == 0:
+                ax.set_ylabel("frequency (Hz)", fontsize=7)
+            if ch == n_ch - 1:
+                ax.set_xlabel("time (min)", fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="mean input value")
+    return fig

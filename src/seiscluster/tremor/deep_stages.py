@@ -1,0 +1,772 @@
+"""The deep-clustering stages of the tremor branch, file in -> file out.
+
+``pretrain`` (convolutional autoencoder) -> ``embed_kscan`` (embeddings, k-means scan,
+choice of k) -> ``finetune`` (DEC / IDEC) -> ``deep_figures``. Each is what one Snakemake
+rule runs; config sections arrive as plain dicts. torch and Lightning are imported inside
+the stage functions (they cost seconds), so importing this module and ``check_config``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from seiscluster.errors import InputError
+from seiscluster.fileio import atomic_path, write_json, write_netcdf
+from seiscluster.tremor.kscan import CRITERIA
+from seiscluster.tremor.kscan import kscan as scan_embeddings
+
+log = logging.getLogger(__name__)
+
+#: Names of ``tremor.model.activation`` (seiscluster.tremor.autoencoder.ACTIVATIONS).
+ACTIVATION_NAMES = ("elu", "relu", "leaky_relu", "selu", "gelu", "silu", "tanh")
+#: Lightning precision names accepted in ``trainer.precision``.
+PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16",
+              "16-true", "bf16-true")
+ACCELERATORS = ("auto", "cpu", "gpu")
+CHANNEL_MODES = ("stack", "separate")
+#: Batch size of inference passes (embedding, targets): larger is not faster on CPU.
+EVAL_BATCH = 64
+
+
+# --------------------------------------------------------------------------- config checks
+
+def _plain(value: Any) -> Any:
+    """Config values as plain Python: enum members by value, mappings and lists copied."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fail(key: str, expected: str, value: Any) -> None:
+    raise InputError(f"{key} must be {expected}, got {value!r}.")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) \
+        and math.isfinite(float(v))
+
+
+def _int(sec: Mapping, prefix: str, key: str, lo: int, hi: float = math.inf) -> None:
+    if key in sec and not (_is_int(sec[key]) and lo <= sec[key] <= hi):
+        bound = f"an integer >= {lo}" if hi == math.inf else f"an integer in [{lo}, {hi}]"
+        _fail(f"{prefix}.{key}", bound, sec[key])
+
+
+def _num(sec: Mapping, prefix: str, key: str, lo: float, hi: float = math.inf, *,
+         lo_open: bool = False, hi_open: bool = False) -> None:
+    if key not in sec:
+        return
+    v = sec[key]
+    ok = _is_num(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
+        _fail(f"{prefix}.{key}", f"a number in {left}{lo:g}, {hi:g}{right}", v)
+
+
+def _bool(sec: Mapping, prefix: str, key: str) -> None:
+    if key in sec and not isinstance(sec[key], bool | np.bool_):
+        _fail(f"{prefix}.{key}", "true or false", sec[key])
+
+
+def _check_model(model: Mapping) -> None:
+    p = "tremor.model"
+    channels, kernels, strides = (model.get(k) for k in ("channels", "kernels", "strides"))
+    if not isinstance(channels, Sequence) or not channels or \
+            not all(_is_int(c) and c >= 1 for c in channels):
+        _fail(f"{p}.channels", "a non-empty list of positive integers", channels)
+    n = len(channels)
+    if not isinstance(kernels, Sequence) or len(kernels) != n or not all(
+            isinstance(k, Sequence) and len(k) == 2 and all(_is_int(v) and v >= 1 for v in k)
+            for k in kernels):
+        _fail(f"{p}.kernels", f"a list of {n} [height, width] pairs of positive integers "
+              "(one per entry of tremor.model.channels)", kernels)
+    if not isinstance(strides, Sequence) or len(strides) != n or \
+            not all(_is_int(s) and s >= 1 for s in strides):
+        _fail(f"{p}.strides", f"a list of {n} positive integers (one per entry of "
+              "tremor.model.channels)", strides)
+    _int(model, p, "latent_dim", 1)
+    if model.get("activation", "elu") not in ACTIVATION_NAMES:
+        _fail(f"{p}.activation", f"one of {ACTIVATION_NAMES}", model.get("activation"))
+
+
+def _check_pretrain(pre: Mapping) -> None:
+    p = "tremor.pretrain"
+    _num(pre, p, "val_fraction", 0, 1, lo_open=True, hi_open=True)
+    _int(pre, p, "split_seed", 0)
+    _int(pre, p, "batch_size", 1)
+    _num(pre, p, "lr", 0, lo_open=True)
+    _num(pre, p, "lr_decay_rate", 0, 1, lo_open=True)
+    _int(pre, p, "lr_decay_steps", 1)
+    _int(pre, p, "max_epochs", 1)
+    _int(pre, p, "patience", 0)
+
+
+def _check_kscan(ks: Mapping) -> None:
+    p = "tremor.kscan"
+    _int(ks, p, "k_min", 2)
+    _int(ks, p, "k_max", 2)
+    if "k_min" in ks and "k_max" in ks and ks["k_max"] < ks["k_min"]:
+        _fail(f"{p}.k_max", f"at least tremor.kscan.k_min ({ks['k_min']})", ks["k_max"])
+    _int(ks, p, "n_init", 1)
+    if ks.get("criterion", CRITERIA[0]) not in CRITERIA:
+        _fail(f"{p}.criterion", f"one of {CRITERIA}", ks.get("criterion"))
+    if ks.get("n_clusters") is not None:
+        _int(ks, p, "n_clusters", 2)
+
+
+def _check_dec(dec: Mapping) -> None:
+    p = "tremor.dec"
+    _num(dec, p, "alpha", 0, lo_open=True)
+    _int(dec, p, "update_interval", 1)
+    _num(dec, p, "kl_weight", 0, lo_open=True)
+    _num(dec, p, "reconstruction_weight", 0)
+    _num(dec, p, "lr", 0, lo_open=True)
+    _num(dec, p, "momentum", 0, 1, hi_open=True)
+    _int(dec, p, "batch_size", 1)
+    _int(dec, p, "maxiter", 0)
+    _num(dec, p, "tol", 0, 1)
+
+
+def _check_trainer(tr: Mapping) -> None:
+    p = "trainer"
+    if str(tr.get("accelerator", "cpu")) not in ACCELERATORS:
+        _fail(f"{p}.accelerator", f"one of {ACCELERATORS}", tr.get("accelerator"))
+    if "devices" in tr and not (tr["devices"] == 1 and not isinstance(tr["devices"], bool)):
+        _fail(f"{p}.devices", "1 (the fine-tuning's whole-data target updates run on one "
+              "device)", tr["devices"])
+    if str(tr.get("precision", "32-true")) not in PRECISIONS:
+        _fail(f"{p}.precision", f"one of {PRECISIONS}", tr.get("precision"))
+    for key in ("deterministic", "compile", "channels_last"):
+        _bool(tr, p, key)
+    if tr.get("num_threads") is not None:
+        _int(tr, p, "num_threads", 1)
+
+
+def check_config(
+    model: Mapping | None = None,
+    pretrain: Mapping | None = None,
+    kscan: Mapping | None = None,
+    dec: Mapping | None = None,
+    trainer: Mapping | None = None,
+) -> None:
+    """Raise :class:`InputError` for the first bad value of the given config sections."""
+    for section, check in ((model, _check_model), (pretrain, _check_pretrain),
+                           (kscan, _check_kscan), (dec, _check_dec), (trainer, _check_trainer)):
+        if section is not None:
+            check(_plain(section))
+
+
+def check_input_size(shape: Sequence[int], strides: Sequence[int], source: str) -> None:
+    """Each spatial dimension must be at least the product of the encoder's strides."""
+    need = int(np.prod(strides))
+    if min(shape) < need:
+        raise InputError(f"the spectrograms of {source} ({shape[0]} x {shape[1]}) are too small "
+                         f"for tremor.model.strides {list(strides)}: each dimension must be at "
+                         f"least {need}.")
+
+
+# --------------------------------------------------------------------------- torch runtime
+
+def _configure_torch(trainer: Mapping, threads: int, seed: int) -> None:
+    """Threads, seeds (Lightning, torch, numpy, random) and deterministic algorithms."""
+    import lightning as L
+    import torch
+
+    _tidy_lightning_logging()
+    torch.set_num_threads(int(trainer.get("num_threads") or threads or 1))
+    L.seed_everything(int(seed), verbose=False)
+    torch.use_deterministic_algorithms(bool(trainer.get("deterministic", True)), warn_only=True)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _tidy_lightning_logging() -> None:
+    """Lightning logs to its own stderr handler: drop it when the root logger has one (the
+    rule's log), so that lines are not written twice; drop its advertising tips."""
+    logger = logging.getLogger("lightning")
+    if logging.getLogger().hasHandlers():
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    for name in ("lightning", "lightning.pytorch", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in target.filters):
+            target.addFilter(_DropTips())
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Drop Lightning's advice that does not apply (workers for in-memory tensors etc.)."""
+    _tidy_lightning_logging()
+    with warnings.catch_warnings():
+        for pattern in (".*does not have many workers.*", ".*exists and is not empty.*",
+                        ".*Checkpoint directory .* exists.*", ".*predict_dataloader.*",
+                        ".*LeafSpec.*", ".*is deprecated.*"):
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
+
+
+def _accelerator(trainer: Mapping) -> str:
+    import torch
+
+    acc = str(trainer.get("accelerator", "cpu"))
+    if acc == "gpu" and not torch.cuda.is_available():
+        raise InputError("trainer.accelerator is gpu but torch sees no GPU (a CPU build of "
+                         "torch, or no device): use trainer.accelerator=cpu.")
+    return acc
+
+
+def _fingerprint(x: np.ndarray, **config: Any) -> str:
+    """Hash of the training data and the settings that change the training's result."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(x).view(np.uint8).ravel())
+    h.update(repr(x.shape).encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _load(spectrograms: str, channels: str):
+    from seiscluster.tremor.datamodule import load_samples
+
+    if channels not in CHANNEL_MODES:
+        _fail("tremor.preprocess.channels", f"one of {CHANNEL_MODES}", channels)
+    return load_samples(spectrograms, channels)
+
+
+# --------------------------------------------------------------------------- pretrain
+
+def pretrain(
+    *,
+    spectrograms: str,
+    checkpoint_dir: str,
+    best: str,
+    losses: str,
+    model: Mapping[str, Any],
+    pretrain: Mapping[str, Any],
+    trainer: Mapping[str, Any],
+    channels: str,
+    seed: int,
+    threads: int = 1,
+) -> None:
+    """Pretrain the autoencoder; resumes from ``checkpoint_dir/last.ckpt`` when it matches.
+
+    ``best`` receives a copy of the best (lowest validation loss) checkpoint and ``losses``
+    the per-epoch training and validation losses (from Lightning's CSV logs of every
+    attempt, a resumed epoch replacing the interrupted one).
+    """
+    model, pretrain, trainer, channels = _plain((model, pretrain, trainer, channels))
+    check_config(model=model, pretrain=pretrain, trainer=trainer)
+    samples = _load(spectrograms, channels)
+    check_input_size(samples.x.shape[2:], model["strides"], spectrograms)
+    import lightning as L
+    import torch  # noqa: F401 - torch is configured through _configure_torch
+
+    from seiscluster.tremor.autoencoder import AutoencoderModule, EpochLog
+    from seiscluster.tremor.datamodule import SpectrogramDataModule
+
+    _configure_torch(trainer, threads, seed)
+    ckpt_dir = Path(checkpoint_dir)
+    last = ckpt_dir / "last.ckpt"
+    state_file = ckpt_dir / "run.json"
+    pre = dict(pretrain)
+    model_cfg = {"input_shape": list(samples.x.shape[1:]), **{k: model[k] for k in (
+        "channels", "kernels", "strides", "latent_dim", "activation")}}
+    fp = _fingerprint(samples.x, model=model_cfg, seed=int(seed), channels=channels,
+                      precision=str(trainer.get("precision", "32-true")),
+                      **{k: v for k, v in pre.items() if k != "max_epochs"})
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    resume = last.exists() and state.get("fingerprint") == fp
+    if resume and state.get("completed") and state.get("max_epochs") == pre["max_epochs"] \
+            and (ckpt_dir / "best.ckpt").exists():
+        log.info("pretraining already completed in %s with these data and settings: "
+                 "reusing it", ckpt_dir)
+        _pretrain_outputs(ckpt_dir, ckpt_dir / "best.ckpt", best, losses)
+        return
+    if not resume:
+        _clear_pretraining(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        log.info("resuming the pretraining from %s", last)
+    write_json(state_file, {"fingerprint": fp, "max_epochs": pre["max_epochs"],
+                            "completed": False})
+    cl = bool(trainer.get("channels_last", True))
+    dm = SpectrogramDataModule(samples.x, batch_size=pre["batch_size"],
+                               val_fraction=pre["val_fraction"], split_seed=pre["split_seed"],
+                               seed=int(seed), channels_last=cl, eval_batch_size=EVAL_BATCH)
+    module = AutoencoderModule(
+        model=model_cfg, lr=pre["lr"], lr_decay_rate=pre["lr_decay_rate"],
+        lr_decay_steps=pre["lr_decay_steps"], channels_last=cl,
+        compile=bool(trainer.get("compile", False)),
+    )
+    log.info("autoencoder %s: %d parameters; %d training and %d validation samples",
+             model_cfg, sum(p.numel() for p in module.parameters()), len(dm.train_ids),
+             len(dm.val_ids))
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1,
+        save_last=True, enable_version_counter=False,
+    )
+    callbacks = [
+        checkpoint,
+        L.pytorch.callbacks.EarlyStopping(monitor="val_loss", mode="min",
+                                          patience=pre["patience"]),
+        EpochLog(pre["max_epochs"]),
+    ]
+    with _quiet_lightning():
+        try:
+            fit = L.Trainer(
+                accelerator=_accelerator(trainer), devices=1,
+                precision=str(trainer.get("precision", "32-true")),
+                deterministic=bool(trainer.get("deterministic", True)),
+                max_epochs=pre["max_epochs"], callbacks=callbacks,
+                logger=L.pytorch.loggers.CSVLogger(ckpt_dir, name="logs"),
+                enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+                num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=ckpt_dir,
+                use_distributed_sampler=False, benchmark=False,
+            )
+        except InputError:
+            raise
+        except Exception as err:  # Lightning's own rejection of a trainer setting
+            raise InputError(f"the trainer settings are not usable here: {err}") from err
+        fit.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    if not checkpoint.best_model_path:
+        raise InputError(f"the pretraining of {spectrograms} produced no checkpoint.")
+    write_json(state_file, {"fingerprint": fp, "max_epochs": pre["max_epochs"],
+                            "completed": True})
+    _pretrain_outputs(ckpt_dir, Path(checkpoint.best_model_path), best, losses)
+
+
+def _clear_pretraining(ckpt_dir: Path) -> None:
+    """Remove what an earlier (other) pretraining left in ``ckpt_dir``, and nothing else."""
+    stale = [*ckpt_dir.glob("*.ckpt"), ckpt_dir / "run.json"]
+    if any(p.exists() for p in stale) or (ckpt_dir / "logs").exists():
+        log.info("starting afresh in %s (no last.ckpt of these data and settings)", ckpt_dir)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(ckpt_dir / "logs", ignore_errors=True)
+
+
+def _pretrain_outputs(ckpt_dir: Path, best_ckpt: Path, best: str, losses: str) -> None:
+    with atomic_path(best) as tmp:
+        shutil.copyfile(best_ckpt, tmp)
+    table = collect_losses(ckpt_dir / "logs")
+    with atomic_path(losses) as tmp:
+        table.to_csv(tmp, index=False)
+    if len(table):
+        i = int(table["val_loss"].idxmin())
+        log.info("best validation loss %.5g at epoch %d of %d", table["val_loss"].iloc[i],
+                 int(table["epoch"].iloc[i]), len(table))
+
+
+def collect_losses(log_root: Path) -> pd.DataFrame:
+    """Per-epoch losses from every CSVLogger version (later attempts replace earlier)."""
+    frames = []
+    versions = sorted(log_root.glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    for i, vdir in enumerate(versions):
+        f = vdir / "metrics.csv"
+        if f.exists() and f.stat().st_size:
+            frames.append(pd.read_csv(f).assign(_attempt=i))
+    columns = ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    df = pd.concat(frames, ignore_index=True)
+    df = df.dropna(subset=["epoch"])
+    per = df.groupby(["_attempt", "epoch"]).agg("last").reset_index()
+    per = per.sort_values(["epoch", "_attempt"]).groupby("epoch").agg("last").reset_index()
+    for c in columns:
+        if c not in per:
+            per[c] = np.nan
+    per["epoch"] = per["epoch"].astype(int)
+    return per[columns]
+
+
+# --------------------------------------------------------------------------- embed + k scan
+
+def _samples_dataset(samples, variables: dict[str, tuple[tuple[str, ...], np.ndarray]],
+                     coords: dict[str, Any] | None = None, attrs: dict | None = None):
+    """Dataset of per-sample arrays put on the stack's (window[, channel]) grid."""
+    dims = samples.grid_dims()
+    data_vars = {}
+    for name, (extra_dims, values) in variables.items():
+        fill = 0 if np.issubdtype(np.asarray(values).dtype, np.integer) else np.nan
+        data_vars[name] = ((*dims, *extra_dims), samples.to_grid(values, fill))
+    ds = xr.Dataset(data_vars, coords={**samples.grid_coords(), **(coords or {})},
+                    attrs=attrs or {})
+    valid = np.zeros([ds.sizes[d] for d in dims], dtype=bool)
+    valid[(samples.window_index,) if samples.mode == "stack"
+          else (samples.window_index, samples.channel_index)] = True
+    ds["valid"] = (dims, valid)
+    return ds
+
+
+def _gather(samples, grid: np.ndarray) -> np.ndarray:
+    """Per-sample values from a (window[, channel], ...) grid (inverse of to_grid)."""
+    if samples.mode == "stack":
+        return grid[samples.window_index]
+    return grid[samples.window_index, samples.channel_index]
+
+
+def order_by_power(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Old cluster index of each new (power-ascending) cluster: ``order[new] = old``.
+
+    Clusters are ranked by the mean spectrogram value of their members (ties and empty
+    clusters, which go last, keep their index order), so cluster numbers are stable.
+    """
+    power = x.reshape(x.shape[0], -1).mean(axis=1, dtype=np.float64)
+    sums = np.bincount(labels, weights=power, minlength=k)
+    counts = np.bincount(labels, minlength=k)
+    mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    return np.lexsort((np.arange(k), mean))
+
+
+def _load_autoencoder(best: str, samples, source: str):
+    from seiscluster.tremor.autoencoder import load_autoencoder
+
+    try:
+        ae = load_autoencoder(best)
+    except (OSError, KeyError, RuntimeError) as err:
+        raise InputError(f"{best} is not a readable autoencoder checkpoint: {err}") from err
+    if tuple(ae.input_shape) != tuple(samples.x.shape[1:]):
+        raise InputError(f"{best} was trained on inputs of shape {tuple(ae.input_shape)} but "
+                         f"the samples of {source} have shape {tuple(samples.x.shape[1:])}.")
+    return ae.eval()
+
+
+def embed_kscan(
+    *,
+    spectrograms: str,
+    best: str,
+    embeddings: str,
+    scan: str,
+    choice: str,
+    kscan: Mapping[str, Any],
+    channels: str,
+    seed: int,
+    threads: int = 1,
+) -> None:
+    """Embeddings of every sample, the k-means scan over k, and the chosen k."""
+    kscan, channels = _plain((kscan, channels))
+    check_config(kscan=kscan)
+    samples = _load(spectrograms, channels)
+    import torch
+
+    from seiscluster.tremor.autoencoder import embed
+    from seiscluster.tremor.datamodule import as_tensor
+
+    torch.set_num_threads(max(int(threads), 1))
+    ae = _load_autoencoder(best, samples, spectrograms)
+    ae.to(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    z, _ = embed(ae, as_tensor(samples.x), batch_size=EVAL_BATCH)
+    t_embed = time.perf_counter() - start
+    log.info("embedded %d samples in %.2f s", samples.n, t_embed)
+    if not np.isfinite(z).all():
+        raise InputError(f"the autoencoder {best} gives non-finite embeddings for "
+                         f"{spectrograms}: retrain it (tremor.pretrain).")
+    start = time.perf_counter()
+    ks = dict(kscan)
+    result = scan_embeddings(
+        z, k_min=ks.get("k_min", 2), k_max=ks.get("k_max", 15), n_init=ks.get("n_init", 20),
+        criterion=ks.get("criterion", "calinski_harabasz"), n_clusters=ks.get("n_clusters"),
+        seed=int(seed), n_jobs=max(int(threads), 1), source=spectrograms,
+    )
+    t_scan = time.perf_counter() - start
+    log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks.get("k_min", 2), ks.get("k_max", 15),
+             ks.get("n_init", 20), t_scan, result.message)
+    fit = result.fits[result.n_clusters]
+    order = order_by_power(samples.x, fit.labels, result.n_clusters)
+    new = np.empty_like(order)
+    new[order] = np.arange(order.size)
+    ds = _samples_dataset(
+        samples,
+        {"embedding": (("latent",), z), "kmeans_label": ((), new[fit.labels] + 1)},
+        coords={"latent": np.arange(z.shape[1]), "cluster": np.arange(1, order.size + 1)},
+        attrs={"title": "autoencoder embeddings and k-means of the chosen k",
+               "n_clusters": int(result.n_clusters), "criterion": result.criterion,
+               "message": result.message, "channel_mode": samples.mode, "checkpoint": str(best),
+               "kmeans_n_init": int(ks.get("n_init", 20)), "seed": int(seed)},
+    )
+    ds["kmeans_centroid"] = (("cluster", "latent"), fit.centres[order])
+    ds["kmeans_label"].attrs = {"long_name": "k-means cluster (1-based, by mean power "
+                                "ascending); 0: no sample"}
+    write_netcdf(ds, embeddings)
+    with atomic_path(scan) as tmp:
+        result.table[["k", "calinski_harabasz", "silhouette", "davies_bouldin",
+                      "inertia"]].to_csv(tmp, index=False)
+    write_json(choice, {"n_clusters": int(result.n_clusters), "criterion": result.criterion,
+                        "message": result.message, "n_samples": samples.n,
+                        "embed_seconds": round(t_embed, 3), "scan_seconds": round(t_scan, 3)})
+
+
+
+# --------------------------------------------------------------------------- fine-tune
+
+def finetune(
+    *,
+    spectrograms: str,
+    best: str,
+    embeddings: str,
+    choice: str,
+    labels: str,
+    assignments: str,
+    final_model: str,
+    history: str,
+    dec: Mapping[str, Any],
+    trainer: Mapping[str, Any],
+    channels: str,
+    seed: int,
+    threads: int = 1,
+) -> None:
+    """DEC (``reconstruction_weight`` 0) or IDEC fine-tuning from the k-means of the scan.
+
+    Clusters are renumbered 1..k by the mean spectrogram value of their members
+    (ascending); the saved model's centres follow that numbering. While it runs, the last
+    good state is kept in ``dec_last_good.pt`` beside ``final_model`` (removed on success).
+    """
+    dec, trainer, channels = _plain((dec, trainer, channels))
+    check_config(dec=dec, trainer=trainer)
+    samples = _load(spectrograms, channels)
+    from seiscluster.tremor.datamodule import as_tensor
+    from seiscluster.tremor.dec import DEC_DEFAULTS, fit_dec, save_checkpoint
+
+    _configure_torch(trainer, threads, seed)
+    ae = _load_autoencoder(best, samples, spectrograms)
+    k = int(json.loads(Path(choice).read_text())["n_clusters"])
+    with xr.open_dataset(embeddings) as emb:
+        emb.load()
+    centres = emb["kmeans_centroid"].values
+    init = _gather(samples, emb["kmeans_label"].values).astype(np.int64) - 1
+    if centres.shape[0] != k or init.shape[0] != samples.n or (init < 0).any():
+        raise InputError(f"{embeddings} does not match {choice} and {spectrograms} "
+                         "(rerun the embedding and k scan).")
+    if k > samples.n:
+        raise InputError(f"the number of clusters ({k}) is larger than the number of samples "
+                         f"({samples.n}) of {spectrograms}.")
+    cfg = {**DEC_DEFAULTS, **dict(dec)}
+    last_good = Path(final_model).with_name("dec_last_good.pt")
+    log.info("DEC fine-tuning of %d samples into %d clusters (%s)", samples.n, k,
+             "IDEC" if cfg["reconstruction_weight"] > 0 else "DEC")
+    res = fit_dec(ae, as_tensor(samples.x, bool(trainer.get("channels_last", True))), centres,
+                  init, dec=cfg, trainer=trainer, seed=int(seed), checkpoint=last_good,
+                  eval_batch_size=EVAL_BATCH)
+    log.info("DEC stopped after %d iterations (%s) in %.1f s", res.n_iter, res.stop_reason,
+             res.seconds)
+    order = order_by_power(samples.x, res.labels, k)
+    new = np.empty_like(order)
+    new[order] = np.arange(k)
+    cluster = new[res.labels] + 1
+    q = res.q[:, order]
+    sizes = np.bincount(cluster, minlength=k + 1)[1:]
+    if (sizes == 0).any():
+        log.warning("clusters %s are empty after fine-tuning",
+                    (np.flatnonzero(sizes == 0) + 1).tolist())
+    table = pd.DataFrame({"window_start": pd.DatetimeIndex(samples.window)
+                          .strftime("%Y-%m-%dT%H:%M:%S")})
+    if samples.mode == "separate":
+        table["channel"] = samples.channel
+    table["cluster"] = cluster
+    table["max_assignment"] = np.round(q.max(axis=1), 6)
+    with atomic_path(labels) as tmp:
+        table.to_csv(tmp, index=False)
+    ds = _samples_dataset(
+        samples,
+        {"assignment": (("cluster",), q), "label": ((), cluster),
+         "embedding": (("latent",), res.z)},
+        coords={"cluster": np.arange(1, k + 1), "latent": np.arange(res.z.shape[1])},
+        attrs={"title": "DEC soft assignments, labels and fine-tuned embeddings",
+               "method": "IDEC" if cfg["reconstruction_weight"] > 0 else "DEC",
+               "n_iter": int(res.n_iter), "converged": int(res.converged),
+               "stop_reason": res.stop_reason, "dec": json.dumps(cfg),
+               "channel_mode": samples.mode, "cluster_order": "mean spectrogram value, "
+               "ascending"},
+    )
+    ds["centroid"] = (("cluster", "latent"), res.centres[order])
+    ds["size"] = (("cluster",), sizes)
+    ds["label"].attrs = {"long_name": "cluster (1-based); 0: no sample"}
+    ds["assignment"].attrs = {"long_name": "Student's t soft assignment q"}
+    write_netcdf(ds, assignments)
+    with atomic_path(history) as tmp:
+        res.history.to_csv(tmp, index=False)
+    import torch
+
+    with torch.no_grad():
+        res.model.assignment.centres.copy_(torch.as_tensor(res.centres[order]))
+    save_checkpoint(final_model, res.model, dec=cfg, iteration=res.n_iter,
+                    converged=res.converged, stop_reason=res.stop_reason,
+                    channel_mode=samples.mode, cluster_order=order.tolist())
+    last_good.unlink(missing_ok=True)
+    log.info("cluster sizes %s", dict(zip(range(1, k + 1), sizes.tolist(), strict=True)))
+
+
+# --------------------------------------------------------------------------- figures
+
+def deep_figures(
+    *,
+    spectrograms: str,
+    embeddings: str,
+    assignments: str,
+    labels: str,
+    history: str,
+    losses: str,
+    scan: str,
+    final_model: str,
+    best: str,
+    loss_figure: str,
+    kscan_figure: str,
+    tsne_figure: str,
+    timeline_figure: str,
+    reconstruction_figure: str,
+    spectra_figure: str,
+    metrics: str | None = None,
+    tsne: Mapping[str, Any] | None = None,
+    plot: Mapping[str, Any] | None = None,
+    channels: str = "stack",
+    truth: str | None = None,
+    seed: int = 0,
+    threads: int = 1,
+) -> None:
+    """The figures of the deep clustering, and its metrics (ARI vs ``truth`` if given)."""
+    from seiscluster.plots import deep as plots
+
+    plot, tsne, channels = _plain((plot or {}, tsne or {}, channels))
+    dpi = int(plot.get("dpi", 120))
+    events = _events(plot.get("events") or [])
+    samples = _load(spectrograms, channels)
+    with xr.open_dataset(embeddings) as emb, xr.open_dataset(assignments) as asg:
+        emb.load()
+        asg.load()
+    z0 = _gather(samples, emb["embedding"].values)
+    y0 = _gather(samples, emb["kmeans_label"].values).astype(int)
+    z1 = _gather(samples, asg["embedding"].values)
+    y1 = _gather(samples, asg["label"].values).astype(int)
+    q1 = _gather(samples, asg["assignment"].values)
+    k = int(asg.sizes["cluster"])
+    table = pd.read_csv(scan)
+    plots.save(plots.plot_losses(pd.read_csv(losses), pd.read_csv(history)), loss_figure, dpi)
+    plots.save(plots.plot_kscan(table, int(emb.attrs.get("n_clusters", k)),
+                                str(emb.attrs.get("message", ""))), kscan_figure, dpi)
+    perplexity = float(tsne.get("perplexity", 30.0))
+    start = time.perf_counter()
+    t0 = plots.tsne_2d(z0, perplexity, seed, threads)
+    t1 = plots.tsne_2d(z1, perplexity, seed, threads)
+    log.info("t-SNE of %d embeddings (twice) in %.1f s", samples.n, time.perf_counter() - start)
+    plots.save(plots.plot_tsne(t0, y0, t1, y1, k, str(asg.attrs.get("method", "DEC"))),
+               tsne_figure, dpi)
+    plots.save(plots.plot_timeline(samples.window, y1, q1.max(axis=1), k, samples.channel,
+                                   events), timeline_figure, dpi)
+    recon = _reconstructions(samples, q1, y1, k, final_model, best)
+    plots.save(plots.plot_reconstructions(*recon, samples.frequency, samples.time),
+               reconstruction_figure, dpi)
+    plots.save(plots.plot_cluster_spectra(samples.x, y1, k, samples.frequency, samples.time,
+                                          samples.channels if samples.mode == "stack"
+                                          else None), spectra_figure, dpi)
+    if metrics is not None:
+        write_json(metrics, _metrics(samples, y0, y1, z1, asg, truth))
+
+
+def _events(events: Sequence[Mapping[str, Any]]) -> list[tuple[np.datetime64, str]]:
+    out = []
+    for i, ev in enumerate(events):
+        try:
+            t = pd.Timestamp(str(ev["time"]))
+        except (KeyError, ValueError, TypeError) as err:
+            raise InputError(f"tremor.plot.events[{i}].time must be an ISO 8601 time, got "
+                             f"{ev.get('time') if hasattr(ev, 'get') else ev!r}.") from err
+        if t.tzinfo is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        out.append((np.datetime64(t.to_datetime64(), "ns"), str(ev.get("label", ""))))
+    return out
+
+
+def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_model: str,
+                     best: str, per_cluster: int = 3):
+    """The most confident samples of each cluster and their reconstructions."""
+    import torch
+
+    from seiscluster.tremor.autoencoder import embed
+    from seiscluster.tremor.datamodule import as_tensor
+    from seiscluster.tremor.dec import load_dec
+
+    model, ckpt = load_dec(final_model)
+    ae = model.autoencoder
+    if float(ckpt.get("dec", {}).get("reconstruction_weight", 0.0)) <= 0:
+        ae = _load_autoencoder(best, samples, best)  # DEC leaves the decoder behind
+    torch.set_num_threads(1)
+    picks, rows = [], []
+    conf = q.max(axis=1)
+    for c in range(1, k + 1):
+        members = np.flatnonzero(labels == c)
+        top = members[np.argsort(-conf[members], kind="stable")[:per_cluster]]
+        picks.extend(top.tolist())
+        rows.extend([c] * top.size)
+    picks_arr = np.asarray(picks, dtype=np.int64)
+    x = samples.x[picks_arr]
+    _, r = embed(ae.eval(), as_tensor(x, False), reconstruct=True) if picks else (None, x)
+    return x, r, np.asarray(rows), conf[picks_arr]
+
+
+def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Dataset,
+             truth: str | None) -> dict[str, Any]:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    out: dict[str, Any] = {
+        "n_samples": samples.n,
+        "n_clusters": int(asg.sizes["cluster"]),
+        "cluster_sizes": np.bincount(y1, minlength=asg.sizes["cluster"] + 1)[1:].tolist(),
+        "dec_iterations": int(asg.attrs.get("n_iter", 0)),
+        "dec_converged": bool(asg.attrs.get("converged", 0)),
+        "ari_kmeans_vs_dec": float(adjusted_rand_score(y0, y1)),
+    }
+    if truth is None:
+        return out
+    t = pd.read_csv(truth)
+    if not {"window_start", "regime"} <= set(t.columns):
+        raise InputError(f"{truth} must have the columns window_start and regime.")
+    times = pd.to_datetime(t["window_start"], utc=True).dt.tz_localize(None).to_numpy("M8[ns]")
+    regime = pd.Series(t["regime"].astype(str).to_numpy(), index=times)
+    regime = regime[~regime.index.duplicated()]
+    sample_regime = regime.reindex(samples.window.astype("M8[ns]")).to_numpy()
+    ok = pd.notna(sample_regime)
+    if not ok.any():
+        raise InputError(f"no window of the spectrograms has a regime in {truth}.")
+    truth_labels = sample_regime[ok].astype(str)
+    out.update({
+        "n_with_truth": int(ok.sum()),
+        "ari": float(adjusted_rand_score(truth_labels, y1[ok])),
+        "nmi": float(normalized_mutual_info_score(truth_labels, y1[ok])),
+        "ari_kmeans": float(adjusted_rand_score(truth_labels, y0[ok])),
+        "nmi_kmeans": float(normalized_mutual_info_score(truth_labels, y0[ok])),
+        "contingency": pd.crosstab(pd.Series(truth_labels, name="regime"),
+                                   pd.Series(y1[ok], name="cluster"))
+        .rename(columns=str).to_dict(orient="index"),
+    })
+    log.info("ARI vs %s: %.3f (k-means before fine-tuning %.3f)", truth, out["ari"],
+             out["ari_kmeans"])
+    return out

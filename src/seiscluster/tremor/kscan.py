@@ -1,0 +1,146 @@
+"""Number of clusters of the embeddings: k-means for each k of a range and its scores.
+
+For every k in ``k_min..k_max``: k-means with ``n_init`` restarts (seeded), its inertia,
+and the Calinski-Harabasz (higher is better), silhouette (higher is better) and
+Davies-Bouldin (lower is better) scores; k is then chosen by the configured criterion,
+or fixed by config. The embeddings are small (thousands x tens), so the scan takes
+seconds: the k values run in parallel threads (scikit-learn's k-means releases the GIL),
+each with one OpenMP thread, and the silhouette reuses one pairwise distance matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics.pairwise import euclidean_distances
+from threadpoolctl import threadpool_limits
+
+from seiscluster.errors import InputError
+
+CRITERIA = ("calinski_harabasz", "silhouette", "davies_bouldin")
+#: Above this many samples the silhouette is estimated on a seeded subsample of this size.
+SILHOUETTE_EXACT_MAX = 5000
+
+
+@dataclass
+class KMeansFit:
+    """One k-means solution: 0-based labels, centres and inertia."""
+
+    k: int
+    labels: np.ndarray
+    centres: np.ndarray
+    inertia: float
+    n_iter: int
+
+
+@dataclass
+class KScanResult:
+    """The scan table, the chosen k and how it was chosen."""
+
+    table: pd.DataFrame
+    n_clusters: int
+    criterion: str
+    message: str
+    fits: dict[int, KMeansFit] = field(repr=False)
+
+
+def fit_kmeans(z: np.ndarray, k: int, n_init: int = 20, seed: int = 0) -> KMeansFit:
+    """k-means (Lloyd, k-means++ init, ``n_init`` restarts) with ``random_state=seed``."""
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
+    return KMeansFit(k, km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32),
+                     float(km.inertia_), int(km.n_iter_))
+
+
+def _scores(z: np.ndarray, fit: KMeansFit, distances: np.ndarray | None, seed: int) -> dict:
+    labels = fit.labels
+    if np.unique(labels).size < 2:
+        ch = sil = db = np.nan
+    else:
+        ch = calinski_harabasz_score(z, labels)
+        db = davies_bouldin_score(z, labels)
+        if distances is not None:
+            sil = silhouette_score(distances, labels, metric="precomputed")
+        else:
+            sil = silhouette_score(z, labels, sample_size=SILHOUETTE_EXACT_MAX,
+                                   random_state=seed)
+    return {"k": fit.k, "calinski_harabasz": float(ch), "silhouette": float(sil),
+            "davies_bouldin": float(db), "inertia": fit.inertia, "n_iter": fit.n_iter}
+
+
+def _fit_and_score(z: np.ndarray, k: int, n_init: int, seed: int,
+                   distances: np.ndarray | None) -> tuple[KMeansFit, dict]:
+    fit = fit_kmeans(z, k, n_init, seed)
+    return fit, _scores(z, fit, distances, seed)
+
+
+def scan_k(
+    z: np.ndarray,
+    ks: Sequence[int],
+    *,
+    n_init: int = 20,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> tuple[pd.DataFrame, dict[int, KMeansFit]]:
+    """k-means and scores for every k of ``ks``: the table and the fits by k."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    distances = euclidean_distances(z) if z.shape[0] <= SILHOUETTE_EXACT_MAX else None
+    with threadpool_limits(1):
+        out = Parallel(n_jobs=min(n_jobs, len(ks)), prefer="threads")(
+            delayed(_fit_and_score)(z, int(k), n_init, seed, distances) for k in ks
+        )
+    fits = {fit.k: fit for fit, _ in out}
+    table = pd.DataFrame([row for _, row in out]).sort_values("k").reset_index(drop=True)
+    return table, fits
+
+
+def choose_k(table: pd.DataFrame, criterion: str) -> tuple[int, str]:
+    """k with the best ``criterion`` score (max CH / silhouette, min Davies-Bouldin)."""
+    if criterion not in CRITERIA:
+        raise InputError(f"tremor.kscan.criterion must be one of {CRITERIA}, got {criterion!r}.")
+    scores = table[criterion].to_numpy(dtype=float)
+    if np.isnan(scores).all():
+        k = int(table["k"].iloc[0])
+        return k, f"every {criterion} score is undefined: k={k} (the smallest scanned)"
+    best = np.nanargmin(scores) if criterion == "davies_bouldin" else np.nanargmax(scores)
+    k = int(table["k"].iloc[best])
+    word = "lowest" if criterion == "davies_bouldin" else "highest"
+    return k, f"k={k}: {word} {criterion.replace('_', '-')} score ({scores[best]:.4g})"
+
+
+def kscan(
+    z: np.ndarray,
+    *,
+    k_min: int = 2,
+    k_max: int = 15,
+    n_init: int = 20,
+    criterion: str = "calinski_harabasz",
+    n_clusters: int | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    source: str = "the embeddings",
+) -> KScanResult:
+    """Scan k = k_min..k_max on embeddings ``z`` and choose k (or take ``n_clusters``)."""
+    n = int(np.shape(z)[0])
+    if k_max >= n:
+        raise InputError(f"tremor.kscan.k_max ({k_max}) must be smaller than the number of "
+                         f"samples ({n}) of {source}.")
+    if n_clusters is not None and n_clusters > n:
+        raise InputError(f"tremor.kscan.n_clusters ({n_clusters}) is larger than the number "
+                         f"of samples ({n}) of {source}.")
+    ks = list(range(int(k_min), int(k_max) + 1))
+    table, fits = scan_k(z, ks, n_init=n_init, seed=seed, n_jobs=n_jobs)
+    if n_clusters is None:
+        k, message = choose_k(table, criterion)
+    else:
+        k = int(n_clusters)
+        message = f"k={k}: fixed by tremor.kscan.n_clusters"
+        if k not in fits:
+            fits[k] = fit_kmeans(np.asarray(z, dtype=np.float64), k, n_init, seed)
+    return KScanResult(table=table, n_clusters=k, criterion=criterion, message=message,
+                       fits=fits)
