@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 FAST = [
+    "branches=[velocity]",
     "data.velocity.example.n_lat=16",
     "data.velocity.example.n_lon=20",
     "data.velocity.example.depth_step=2",
@@ -28,7 +29,7 @@ def snakemake(workdir: Path, overrides: list[str], *args: str, run: str = "test"
     """Run the workflow in ``workdir`` and return the completed process."""
     quoted = "[" + ",".join(f'"{o}"' for o in overrides) + "]"
     cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           "--config", f"run={run}", f"overrides={quoted}", *args]
+           *args, "--config", f"run={run}", f"overrides={quoted}"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -138,7 +139,8 @@ def test_bad_input_leaves_no_partial_output(tmp_path):
     model = tmp_path / "flat.nc"
     xr.Dataset({"vs": (("latitude", "longitude"), np.ones((3, 4)))},
                coords={"latitude": [1.0, 2, 3], "longitude": [1.0, 2, 3, 4]}).to_netcdf(model)
-    proc = snakemake(tmp_path, [f"data.velocity.path={model}"], run="bad")
+    proc = snakemake(tmp_path, ["branches=[velocity]", f"data.velocity.path={model}"],
+                     run="bad")
     assert proc.returncode != 0
     assert "seiscluster:" in proc.stderr
     out = tmp_path / "results/bad/velocity"
@@ -151,7 +153,7 @@ def test_cascadia_runs_through_the_pipeline(shared_data, tmp_path):
     # conf/data/cascadia.yaml names ../shared relative to the repository root; this run's
     # working directory is a temporary folder, so the path is given absolutely.
     path = shared_data / "velocity/Cascadia-ANT+RF-Delph2018.r0.1.nc"
-    overrides = ["data=cascadia", f"data.velocity.path={path}",
+    overrides = ["branches=[velocity]", "data=cascadia", f"data.velocity.path={path}",
                  "velocity.profiles.zrange=[0,60]", "velocity.profiles.dz=2",
                  "velocity.elbow.nrange=[2,3,4,5,6,7,8,9,10]", "velocity.som.niteration=5000"]
     proc = snakemake(tmp_path, overrides, run="cascadia")
@@ -167,7 +169,8 @@ def test_cascadia_runs_through_the_pipeline(shared_data, tmp_path):
 @pytest.mark.shared_data
 def test_global_model_with_fill_value_runs(shared_data, tmp_path):
     path = shared_data / "velocity/S362ANI+M_vs.nc"
-    overrides = ["data=s362ani", f"data.velocity.path={path}", "velocity.kmeans.n_clusters=6",
+    overrides = ["branches=[velocity]", "data=s362ani", f"data.velocity.path={path}",
+                 "velocity.kmeans.n_clusters=6",
                  "velocity.profiles.spacing=2",
                  "velocity.som.niteration=5000"]
     proc = snakemake(tmp_path, overrides, run="global")
@@ -176,3 +179,87 @@ def test_global_model_with_fill_value_runs(shared_data, tmp_path):
         assert prof.attrs["velocity_variable"] == "v"
         assert prof.sizes["profile"] == 46 * 91  # every other node of the 91 x 181 grid
     assert not (tmp_path / "results/global/velocity/elbow").exists()
+
+
+@pytest.mark.parametrize("method", ["kmeans", "som"])
+def test_same_config_and_seed_give_identical_labels(example_run, tmp_path, method):
+    from seiscluster.config import compose, to_container
+    from seiscluster.velocity import stages
+
+    cfg = compose(FAST)
+    fit = stages.fit_kmeans if method == "kmeans" else stages.fit_som
+    section = {"kmeans": {**to_container(cfg.velocity.kmeans), "n_clusters": 5}} \
+        if method == "kmeans" else {"som": to_container(cfg.velocity.som)}
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        fit(profiles=str(example_run / "velocity/profiles.nc"),
+            cluster_map=str(out / "map.csv"), clusters=str(out / "clusters.nc"),
+            model=str(out / "model.pkl"), seisgo=str(out / "seisgo"),
+            metrics=str(out / "metrics.json"), source="vmodel", tag="v", **section)
+    first, second = (pd.read_csv(tmp_path / a / "map.csv") for a in ("a", "b"))
+    pd.testing.assert_frame_equal(first, second)
+    with xr.open_dataset(tmp_path / "a/clusters.nc") as a, \
+            xr.open_dataset(tmp_path / "b/clusters.nc") as b:
+        xr.testing.assert_equal(a.drop_attrs(), b.drop_attrs())
+
+
+TREMOR_FAST = [
+    "branches=[tremor]",
+    "data.waveforms.example.days=3",
+    "tremor.pretrain.max_epochs=2",
+    "tremor.kscan.k_max=5",
+    "tremor.dec.maxiter=60",
+    "tremor.dec.update_interval=20",
+    "tremor.tsne.perplexity=10",
+]
+
+
+@pytest.fixture(scope="module")
+def tremor_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("wf_tremor")
+    proc = snakemake(workdir, TREMOR_FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir / "results" / "test"
+
+
+def test_tremor_run_writes_every_documented_output(tremor_run):
+    tre = tremor_run / "tremor"
+    expected = [
+        "example/truth.csv", "skipped_windows.csv", "pretrain/best.ckpt", "pretrain/losses.csv",
+        "kscan/embeddings.nc", "kscan/kscan.csv", "kscan/choice.json", "dec/labels.csv",
+        "dec/assignments.nc", "dec/model.ckpt", "dec/history.csv", "dec/metrics.json",
+        *(f"figures/{name}.png" for name in (
+            "overview", "spectrogram_examples", "losses", "kscan", "tsne",
+            "clusters_over_time", "cluster_spectrograms", "reconstructions")),
+    ]
+    assert not [p for p in expected if not (tre / p).is_file()]
+    assert (tre / "spectrograms.zarr").is_dir()
+    assert not list(tremor_run.rglob("*.tmp"))
+
+
+def test_tremor_products_agree(tremor_run):
+    tre = tremor_run / "tremor"
+    with xr.open_zarr(tre / "spectrograms.zarr") as ds:
+        assert ds.spectrogram.dims == ("window", "channel", "frequency", "time")
+        assert ds.sizes["frequency"] == 96 and ds.sizes["time"] == 128
+        n_valid = int(ds.valid.sum())
+    labels = pd.read_csv(tre / "dec/labels.csv")
+    assert len(labels) == n_valid
+    k = json.loads((tre / "kscan/choice.json").read_text())["n_clusters"]
+    assert labels.cluster.between(1, k).all()
+    skipped = pd.read_csv(tre / "skipped_windows.csv")
+    assert list(skipped.columns) == ["window_start", "channel", "missing_fraction", "reason"]
+    assert n_valid + len(skipped) == 72  # 3 days of hourly windows: kept or listed
+    html = (tremor_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 8
+
+
+@pytest.mark.shared_data
+def test_real_record_spectrograms_through_the_workflow(shared_data, tmp_path):
+    path = shared_data / "waveforms/MV.MBWH..EHZ.2001-02-28T13.mseed"
+    proc = snakemake(tmp_path, ["experiment=montserrat", f"data.waveforms.files=[{path}]"],
+                     "tremor_spectrogram_figures", run="montserrat")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with xr.open_zarr(tmp_path / "results/montserrat/tremor/spectrograms.zarr") as ds:
+        assert ds.sizes["window"] == 10
+        assert str(ds.channel.values[0]) == "MV.MBWH..EHZ"

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seiscluster.errors import InputError
@@ -69,6 +69,61 @@ class ActivationDistance(str, Enum):
     chebyshev = "chebyshev"
 
 
+class Branch(str, Enum):
+    velocity = "velocity"
+    tremor = "tremor"
+
+
+class WaveformSource(str, Enum):
+    example = "example"
+    files = "files"
+    sds = "sds"
+    fdsn = "fdsn"
+
+
+class Detrend(str, Enum):
+    linear = "linear"
+    demean = "demean"
+    none = "none"
+
+
+class ResponseOutput(str, Enum):
+    DISP = "DISP"
+    VEL = "VEL"
+    ACC = "ACC"
+
+
+class ChannelMode(str, Enum):
+    stack = "stack"
+    separate = "separate"
+
+
+class FrequencyScale(str, Enum):
+    linear = "linear"
+    log = "log"
+
+
+class Power(str, Enum):
+    log10 = "log10"
+    db = "db"
+
+
+class KCriterion(str, Enum):
+    calinski_harabasz = "calinski_harabasz"
+    silhouette = "silhouette"
+    davies_bouldin = "davies_bouldin"
+
+
+class Accelerator(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+#: Normalisations of the spectrograms ("global" is a Python keyword, so no Enum).
+NORMALISATIONS = ("global", "per_window", "none")
+
+
 @dataclass
 class ExampleModelConfig:
     """The embedded synthetic model used when ``data.velocity.path`` is null."""
@@ -92,8 +147,37 @@ class VelocityDataConfig:
 
 
 @dataclass
+class ExampleWaveformsConfig:
+    """The embedded synthetic records used when ``data.waveforms.source`` is example."""
+
+    days: int = 14
+    sampling_rate: float = 25.0
+    starttime: str = "2021-03-12T00:00:00"
+    seed: int = 0
+
+
+@dataclass
+class WaveformsConfig:
+    source: WaveformSource = WaveformSource.example
+    files: list[str] = field(default_factory=list)
+    format: str | None = None
+    sds_root: str | None = None
+    fdsn_client: str = "IRIS"
+    fdsn_cache: str = "data/fdsn_cache"
+    network: str = "*"
+    station: str = "*"
+    location: str = "*"
+    channel: str = "*"
+    starttime: str | None = None
+    endtime: str | None = None
+    stationxml: str | None = None
+    example: ExampleWaveformsConfig = field(default_factory=ExampleWaveformsConfig)
+
+
+@dataclass
 class DataConfig:
     velocity: VelocityDataConfig = field(default_factory=VelocityDataConfig)
+    waveforms: WaveformsConfig = field(default_factory=WaveformsConfig)
 
 
 @dataclass
@@ -158,11 +242,132 @@ class VelocityConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    detrend: Detrend = Detrend.linear
+    taper: float = 0.05
+    freqmin: float | None = 0.5
+    freqmax: float | None = None
+    resample: float | None = None
+    decimate: int | None = None
+    remove_response: bool = False
+    response_output: ResponseOutput = ResponseOutput.VEL
+    pre_filt: list[float] | None = None
+    water_level: float = 60.0
+    max_gap_fraction: float = 0.05
+    channels: ChannelMode = ChannelMode.stack
+
+
+@dataclass
+class SpectrogramConfig:
+    window_length: float = 3600.0
+    window_step: float = 3600.0
+    origin: str = "2000-01-01T00:00:00"
+    nperseg: int = 1024
+    noverlap: int | None = None
+    taper: str = "hann"
+    fmin: float = 1.0
+    fmax: float = 4.0
+    n_freq: int = 96
+    n_time: int = 128
+    frequency_scale: FrequencyScale = FrequencyScale.linear
+    power: Power = Power.log10
+    normalise: str = "global"
+
+
+@dataclass
+class ModelConfig:
+    """Convolutional autoencoder; defaults are the ClusTremor architecture."""
+
+    channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    kernels: list[list[int]] = field(default_factory=lambda: [[7, 5], [5, 3], [5, 3], [5, 3]])
+    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    latent_dim: int = 24
+    activation: str = "elu"
+
+
+@dataclass
+class PretrainConfig:
+    val_fraction: float = 0.2
+    split_seed: int = 46
+    batch_size: int = 32
+    lr: float = 1.0e-3
+    lr_decay_rate: float = 0.5
+    lr_decay_steps: int = 1000
+    max_epochs: int = 500
+    patience: int = 30
+
+
+@dataclass
+class KScanConfig:
+    k_min: int = 2
+    k_max: int = 15
+    n_init: int = 20
+    criterion: KCriterion = KCriterion.calinski_harabasz
+    n_clusters: int | None = None
+
+
+@dataclass
+class DecConfig:
+    alpha: float = 1.0
+    update_interval: int = 200
+    kl_weight: float = 0.1
+    reconstruction_weight: float = 0.0
+    lr: float = 0.01
+    momentum: float = 0.9
+    batch_size: int = 32
+    maxiter: int = 50000
+    tol: float = 1.0e-4
+
+
+@dataclass
+class TsneConfig:
+    perplexity: float = 30.0
+
+
+@dataclass
+class EventConfig:
+    time: str = MISSING
+    label: str = ""
+
+
+@dataclass
+class TremorPlotConfig:
+    events: list[EventConfig] = field(default_factory=list)
+    dpi: int = 120
+
+
+@dataclass
+class TremorConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    kscan: KScanConfig = field(default_factory=KScanConfig)
+    dec: DecConfig = field(default_factory=DecConfig)
+    tsne: TsneConfig = field(default_factory=TsneConfig)
+    plot: TremorPlotConfig = field(default_factory=TremorPlotConfig)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: Accelerator = Accelerator.cpu
+    devices: int = 1
+    precision: str = "32-true"
+    deterministic: bool = True
+    compile: bool = False
+    channels_last: bool = True
+    num_threads: int | None = None
+
+
+@dataclass
 class Config:
     run: str = "default"
     seed: int = 0
+    branches: list[Branch] = field(default_factory=lambda: [Branch.velocity, Branch.tremor])
     data: DataConfig = field(default_factory=DataConfig)
     velocity: VelocityConfig = field(default_factory=VelocityConfig)
+    tremor: TremorConfig = field(default_factory=TremorConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:

@@ -95,30 +95,78 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def report_stage(
-    *, report: str, config: str, profiles: str | None = None, elbow_choice: str | None = None,
-    elbow_table: str | None = None, elbow_figure: str | None = None,
-    methods: Sequence[str] = (), **method_files: str,
-) -> None:
-    """The workflow's report stage. Per-method inputs are named ``<method>_<key>``."""
+def tremor_sections(
+    *, spectrograms: str, skipped: str, figures: Mapping[str, str],
+    kscan_choice: str | None = None, dec_metrics: str | None = None,
+) -> list[str]:
+    """Report sections of the tremor branch: the spectrogram stack, skipped windows, the
+    cluster count and the deep-clustering metrics, then the figures."""
     import xarray as xr
 
-    summary = None
-    if profiles:
-        with xr.open_dataset(profiles) as prof:
-            summary = (
-                f"{prof.sizes['profile']} profiles of {prof.sizes['depth']} depths "
-                f"({float(prof.depth[0]):g}..{float(prof.depth[-1]):g} km) from "
-                f"{prof.attrs.get('source_file') or 'the embedded example model'}, variable "
-                f"{prof.attrs.get('velocity_variable')}; {prof.attrs.get('n_dropped_nan')} of "
-                f"{prof.attrs.get('n_nodes')} nodes dropped because of NaN."
-            )
-    files = {m: {key[len(m) + 1:]: value for key, value in method_files.items()
-                 if key.startswith(f"{m}_")} for m in methods}
+    with xr.open_zarr(spectrograms) as ds:
+        n_valid = int(ds["valid"].sum())
+        summary = (
+            f"{ds.sizes['window']} windows x {ds.sizes['channel']} channel(s) "
+            f"({', '.join(map(str, ds['channel'].values))}), {n_valid} valid, each "
+            f"{ds.sizes['frequency']} frequencies ({float(ds.frequency[0]):g}-"
+            f"{float(ds.frequency[-1]):g} Hz) x {ds.sizes['time']} time bins, from "
+            f"{str(ds.window.values[0])[:16]} to {str(ds.window.values[-1])[:16]}."
+        )
+    table_skipped = pd.read_csv(skipped)
+    parts = ["<h2>Tremor: spectrograms</h2>", f"<p class='note'>{html.escape(summary)}</p>"]
+    if len(table_skipped):
+        parts += [f"<p class='warn'>{len(table_skipped)} window(s) skipped "
+                  "(tremor.preprocess.max_gap_fraction):</p>", table(table_skipped)]
+    else:
+        parts.append("<p class='note'>No window was skipped.</p>")
+    if kscan_choice:
+        choice = json.loads(Path(kscan_choice).read_text())
+        parts += ["<h2>Tremor: deep embedded clustering</h2>",
+                  f"<p class='note'>{html.escape(str(choice.get('message', '')))}</p>"]
+    if dec_metrics:
+        parts.append(metrics_table(json.loads(Path(dec_metrics).read_text())))
+    parts += [image(path, name.replace("_", " ")) for name, path in figures.items()]
+    return parts
+
+
+def report_stage(
+    *, report: str, config: str, methods: Sequence[str] = (), **inputs: str
+) -> None:
+    """The workflow's report stage, from the named inputs of the report rule.
+
+    Velocity inputs: ``profiles``, ``elbow_*`` and per clustering method ``<method>_<key>``;
+    tremor inputs: ``spectrograms``, ``skipped`` and its figures ``figure_<name>``.
+    """
     config_yaml = Path(config).read_text()
     run = next((line.split(":", 1)[1].strip() for line in config_yaml.splitlines()
                 if line.startswith("run:")), "")
-    sections = velocity_sections(profiles_log=summary, elbow_choice=elbow_choice,
-                                 elbow_table=elbow_table, elbow_figure=elbow_figure,
-                                 methods=files) if profiles else []
+    method_files = {m: {key[len(m) + 1:]: value for key, value in inputs.items()
+                        if key.startswith(f"{m}_")} for m in methods}
+    sections: list[str] = []
+    if "profiles" in inputs:
+        sections += velocity_sections(
+            profiles_log=profiles_summary(inputs["profiles"]),
+            elbow_choice=inputs.get("elbow_choice"), elbow_table=inputs.get("elbow_table"),
+            elbow_figure=inputs.get("elbow_figure"), methods=method_files)
+    if "spectrograms" in inputs:
+        figures = {key.removeprefix("figure_"): value for key, value in inputs.items()
+                   if key.startswith("figure_")}
+        sections += tremor_sections(spectrograms=inputs["spectrograms"],
+                                    skipped=inputs["skipped"], figures=figures,
+                                    kscan_choice=inputs.get("kscan_choice"),
+                                    dec_metrics=inputs.get("dec_metrics"))
     write_report(report, f"seiscluster run '{run}'", sections, config_yaml)
+
+
+def profiles_summary(profiles: str) -> str:
+    """One sentence on the profiles that were clustered."""
+    import xarray as xr
+
+    with xr.open_dataset(profiles) as prof:
+        return (
+            f"{prof.sizes['profile']} profiles of {prof.sizes['depth']} depths "
+            f"({float(prof.depth[0]):g}..{float(prof.depth[-1]):g} km) from "
+            f"{prof.attrs.get('source_file') or 'the embedded example model'}, variable "
+            f"{prof.attrs.get('velocity_variable')}; {prof.attrs.get('n_dropped_nan')} of "
+            f"{prof.attrs.get('n_nodes')} nodes dropped because of NaN."
+        )
