@@ -33,12 +33,17 @@ def snakemake(workdir: Path, overrides: list[str], *args: str, run: str = "test"
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def example_run(tmp_path_factory) -> Path:
+def completed_run(tmp_path_factory, overrides: list[str]) -> Path:
+    """Results folder of a successful run of the workflow in a fresh directory."""
     workdir = tmp_path_factory.mktemp("wf")
-    proc = snakemake(workdir, FAST)
+    proc = snakemake(workdir, overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir / "results" / "test"
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory) -> Path:
+    return completed_run(tmp_path_factory, FAST)
 
 
 def test_run_writes_every_documented_output(example_run):
@@ -216,10 +221,7 @@ TREMOR_FAST = [
 
 @pytest.fixture(scope="module")
 def tremor_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("wf_tremor")
-    proc = snakemake(workdir, TREMOR_FAST)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir / "results" / "test"
+    return completed_run(tmp_path_factory, TREMOR_FAST)
 
 
 def test_tremor_run_writes_every_documented_output(tremor_run):
