@@ -55,6 +55,7 @@ from scipy import fft as sfft
 from scipy import signal
 from threadpoolctl import threadpool_limits
 
+from seiscluster.config import SpectrogramConfig
 from seiscluster.errors import InputError
 from seiscluster.tremor.waveforms import (
     NS,
@@ -64,6 +65,7 @@ from seiscluster.tremor.waveforms import (
     pad_seconds,
     plain,
     preprocess_stream,
+    section_values,
     to_ns,
     utc,
 )
@@ -90,29 +92,25 @@ SKIPPED_COLUMNS = ["window_start", "channel", "missing_fraction", "reason"]
 class SpectrogramSettings:
     """The ``tremor.spectrogram`` settings, checked."""
 
-    window_length: float = 3600.0
-    window_step: float = 3600.0
-    origin: str = "2000-01-01T00:00:00"
-    nperseg: int = 1024
-    noverlap: int | None = None
-    taper: str = "hann"
-    fmin: float = 1.0
-    fmax: float = 4.0
-    n_freq: int = 96
-    n_time: int = 128
-    frequency_scale: str = "linear"
-    power: str = "log10"
-    normalise: str = "global"
+    window_length: float
+    window_step: float
+    origin: str
+    nperseg: int
+    noverlap: int | None
+    taper: str
+    fmin: float
+    fmax: float
+    n_freq: int
+    n_time: int
+    frequency_scale: str
+    power: str
+    normalise: str
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> SpectrogramSettings:
-        """Check every key (unknown keys are an error) and build the settings."""
-        cfg = {k: plain(v) for k, v in dict(cfg or {}).items()}
-        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"{SKEY}.{unknown[0]}: unknown key; expected one of "
-                             f"{', '.join(cls.__dataclass_fields__)}.")
-        settings = cls(**cfg)
+        """Check every key (unknown keys are an error; missing ones take the defaults of
+        ``seiscluster.config.SpectrogramConfig``) and build the settings."""
+        settings = cls(**section_values(cfg, SpectrogramConfig, SKEY))
         settings._check()
         return settings
 

@@ -28,8 +28,10 @@ from typing import Any, Protocol
 import numpy as np
 import obspy
 from obspy import Stream, UTCDateTime
+from omegaconf import OmegaConf
 from scipy import signal
 
+from seiscluster.config import PreprocessConfig, to_container
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
 
@@ -58,6 +60,18 @@ def plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def section_values(cfg: Mapping[str, Any] | None, schema: type, key: str) -> dict[str, Any]:
+    """A config section as plain values, completed with the defaults of its typed schema in
+    :mod:`seiscluster.config` (the one place defaults live); an unknown key is an error."""
+    given = {k: plain(v) for k, v in dict(cfg or {}).items()}
+    fields = list(schema.__dataclass_fields__)
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise InputError(f"{key}.{unknown[0]}: unknown key; expected one of "
+                         f"{', '.join(fields)}.")
+    return {**to_container(OmegaConf.structured(schema)), **given}
+
+
 def to_ns(value: Any, key: str) -> int:
     """ISO 8601 UTC time (str, datetime, UTCDateTime) as integer nanoseconds since 1970."""
     try:
@@ -79,27 +93,24 @@ def utc(ns: int) -> UTCDateTime:
 class Preprocess:
     """The ``tremor.preprocess`` settings, checked."""
 
-    detrend: str = "linear"
-    taper: float = 0.05
-    freqmin: float | None = 0.5
-    freqmax: float | None = None
-    resample: float | None = None
-    decimate: int | None = None
-    remove_response: bool = False
-    response_output: str = "VEL"
-    pre_filt: tuple[float, ...] | None = None
-    water_level: float | None = 60.0
-    max_gap_fraction: float = 0.05
-    channels: str = "stack"
+    detrend: str
+    taper: float
+    freqmin: float | None
+    freqmax: float | None
+    resample: float | None
+    decimate: int | None
+    remove_response: bool
+    response_output: str
+    pre_filt: tuple[float, ...] | None
+    water_level: float | None
+    max_gap_fraction: float
+    channels: str
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> Preprocess:
-        """Check every key (unknown keys are an error) and build the settings."""
-        cfg = {k: plain(v) for k, v in dict(cfg or {}).items()}
-        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"{PKEY}.{unknown[0]}: unknown key; expected one of "
-                             f"{', '.join(cls.__dataclass_fields__)}.")
+        """Check every key (unknown keys are an error; missing ones take the defaults of
+        ``seiscluster.config.PreprocessConfig``) and build the settings."""
+        cfg = section_values(cfg, PreprocessConfig, PKEY)
         p = cls(**{**cfg, "pre_filt": None if cfg.get("pre_filt") is None
                    else tuple(cfg["pre_filt"])})
         p._check()
