@@ -9,8 +9,9 @@ sentence naming the key, before any stage runs.
 from __future__ import annotations
 
 import math
+import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -123,6 +124,15 @@ class Accelerator(str, Enum):
 #: Normalisations of the spectrograms ("global" is a Python keyword, so no Enum).
 NORMALISATIONS = ("global", "per_window", "none")
 
+#: ``velocity.kmeans.metric_params`` keys that tslearn takes, per metric (DTW: a global
+#: constraint on the warping path; soft-DTW: its smoothing ``gamma``).
+METRIC_PARAMS = {
+    "dtw": ("global_constraint", "sakoe_chiba_radius", "itakura_max_slope"),
+    "softdtw": ("gamma",),
+}
+#: tslearn's global constraints of the DTW path (``metric_params.global_constraint``).
+DTW_CONSTRAINTS = ("sakoe_chiba", "itakura")
+
 
 @dataclass
 class ExampleModelConfig:
@@ -188,15 +198,26 @@ class ProfilesConfig:
 
 
 @dataclass
+class MetricParamsConfig:
+    """tslearn's metric parameters (:data:`METRIC_PARAMS`); null = not given to tslearn."""
+
+    global_constraint: str | None = None
+    sakoe_chiba_radius: int | None = None
+    itakura_max_slope: float | None = None
+    gamma: float | None = None
+
+
+@dataclass
 class KMeansConfig:
     n_clusters: int | None = None
     metric: Metric = Metric.euclidean
-    metric_params: dict[str, Any] = field(default_factory=dict)
+    metric_params: MetricParamsConfig = field(default_factory=MetricParamsConfig)
     max_iter_barycenter: int = 100
     n_init: int = 10
     max_iter: int = 50
     tol: float = 1e-6
     random_state: int = 0
+    fit_sample_size: int | None = None
     figbase: str = "kmean"
 
 
@@ -477,6 +498,14 @@ def _check_velocity(vel: DictConfig) -> None:
     for key in ("n_init", "max_iter", "max_iter_barycenter"):
         _require(km[key] >= 1, f"velocity.kmeans.{key} must be >= 1, got {km[key]}.")
     _require(km.tol >= 0, f"velocity.kmeans.tol must be >= 0, got {km.tol}.")
+    check_metric_params(to_container(km.metric), to_container(km.metric_params))
+    if km.fit_sample_size is not None:
+        least = max(2, km.n_clusters or 2)
+        _require(
+            km.fit_sample_size >= least,
+            "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an "
+            f"integer >= {least} (and >= n_clusters), got {km.fit_sample_size}.",
+        )
     _check_elbow(vel.elbow)
     _check_som(vel.som)
     if vel.plot.figsize is not None:
@@ -484,6 +513,56 @@ def _check_velocity(vel: DictConfig) -> None:
             len(vel.plot.figsize) == 2 and min(vel.plot.figsize) > 0,
             "velocity.plot.figsize must be [width, height] in inches, both > 0.",
         )
+
+
+def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``velocity.kmeans.metric_params`` against what tslearn takes for ``metric``.
+
+    DTW: ``global_constraint`` (sakoe_chiba, itakura or null) with its
+    ``sakoe_chiba_radius`` (an integer >= 0) or ``itakura_max_slope`` (a number >= 1);
+    soft-DTW: ``gamma`` (> 0). Euclidean ignores them, so any of these keys is accepted.
+    Returns the parameters given (null values left out) as a plain dict for tslearn; raises
+    :class:`InputError` naming the key.
+    """
+    key = "velocity.kmeans.metric_params"
+    params = {k: v for k, v in dict(params or {}).items() if v is not None}
+    allowed = METRIC_PARAMS.get(metric) or tuple(k for v in METRIC_PARAMS.values() for k in v)
+    for name in params:
+        _require(
+            name in allowed,
+            f"{key}.{name} is not a tslearn parameter of the {metric} metric; expected "
+            f"{' or '.join(allowed)}.",
+        )
+    constraint = params.get("global_constraint")
+    _require(
+        constraint is None or constraint in DTW_CONSTRAINTS,
+        f"{key}.global_constraint must be sakoe_chiba, itakura or null, got {constraint!r}.",
+    )
+    radius, slope = params.get("sakoe_chiba_radius"), params.get("itakura_max_slope")
+    if radius is not None:
+        _require(
+            isinstance(radius, numbers.Integral) and not isinstance(radius, bool)
+            and radius >= 0 and constraint != "itakura",
+            f"{key}.sakoe_chiba_radius must be an integer >= 0 used with global_constraint "
+            f"sakoe_chiba, got {radius!r} (global_constraint {constraint!r}).",
+        )
+    if slope is not None:
+        _require(
+            _is_real(slope) and slope >= 1 and constraint != "sakoe_chiba" and radius is None,
+            f"{key}.itakura_max_slope must be a number >= 1 used with global_constraint "
+            f"itakura, got {slope!r} (global_constraint {constraint!r}).",
+        )
+    if "gamma" in params:
+        _require(
+            _is_real(params["gamma"]) and params["gamma"] > 0,
+            f"{key}.gamma must be a number > 0, got {params['gamma']!r}.",
+        )
+    return params
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def _check_profiles(prof: DictConfig) -> None:

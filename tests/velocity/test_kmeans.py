@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 from tslearn.clustering import EmptyClusterError, TimeSeriesKMeans
+from tslearn.metrics import cdist_dtw
 
 from seiscluster.errors import InputError
 from seiscluster.velocity import kmeans as km
@@ -158,3 +159,88 @@ def test_bad_profiles_are_rejected():
         ProfileKMeans(n_clusters=2).fit(X)
     with pytest.raises(InputError, match=r"shape \(n_profiles, n_depth\)"):
         check_profiles(np.zeros((2, 3, 2)))
+
+
+# ------------------------------------------------------------------ DTW levers and subsample
+
+
+def test_constrained_dtw_equals_tslearn_with_the_same_metric_params():
+    X = provinces(n=24, n_depth=12, seed=6)
+    band = {"global_constraint": "sakoe_chiba", "sakoe_chiba_radius": 2}
+    params = dict(n_clusters=3, metric="dtw", max_iter=4, random_state=1, metric_params=band)
+    ref = TimeSeriesKMeans(**params).fit(X[:, :, None])
+    ours = ProfileKMeans(n_init=1, **params).fit(X)
+    centers, labels = in_our_order(ref)
+    np.testing.assert_array_equal(ours.labels_, labels)
+    np.testing.assert_allclose(ours.cluster_centers_, centers)
+    # distances and assignments use the band, which lengthens some alignments
+    centres = ours.cluster_centers_[:, :, None]
+    np.testing.assert_allclose(ours.transform(X), cdist_dtw(X[:, :, None], centres, **band))
+    free = cdist_dtw(X[:, :, None], centres)
+    assert np.all(ours.transform(X) >= free - 1e-12) and np.any(ours.transform(X) > free + 1e-9)
+
+
+def test_fit_sample_size_fits_on_a_seeded_subsample_and_assigns_every_profile():
+    X = provinces(n=500, seed=10)
+    est = ProfileKMeans(n_clusters=4, n_init=2, random_state=3, fit_sample_size=120).fit(X)
+    idx = est.fit_indices_
+    assert idx.size == 120 and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(idx, np.sort(np.random.RandomState(3).choice(500, 120,
+                                                                             replace=False)))
+    on_sample = ProfileKMeans(n_clusters=4, n_init=2, random_state=3).fit(X[idx])
+    np.testing.assert_array_equal(est.cluster_centers_, on_sample.cluster_centers_)
+    distances = cdist(X, est.cluster_centers_)
+    np.testing.assert_array_equal(est.labels_, distances.argmin(axis=1))
+    assert est.inertia_ == pytest.approx(np.mean(distances.min(axis=1) ** 2), rel=1e-12)
+    again = ProfileKMeans(n_clusters=4, n_init=2, random_state=3, fit_sample_size=120).fit(X)
+    np.testing.assert_array_equal(again.labels_, est.labels_)
+
+
+def test_fit_sample_size_of_all_profiles_is_the_plain_fit():
+    X = provinces(n=200, seed=12)
+    plain = ProfileKMeans(n_clusters=3, n_init=3).fit(X)
+    full = ProfileKMeans(n_clusters=3, n_init=3, fit_sample_size=200).fit(X)
+    assert full.fit_indices_ is None
+    np.testing.assert_array_equal(full.cluster_centers_, plain.cluster_centers_)
+    np.testing.assert_array_equal(full.labels_, plain.labels_)
+    assert full.inertia_ == plain.inertia_
+
+
+def test_dtw_subsample_assigns_by_dtw():
+    X = provinces(n=40, n_depth=10, seed=13)
+    est = ProfileKMeans(n_clusters=3, metric="dtw", n_init=1, max_iter=3, fit_sample_size=15,
+                        metric_params={"global_constraint": "itakura"}).fit(X)
+    np.testing.assert_array_equal(est.labels_, est.predict(X))
+    np.testing.assert_array_equal(est.labels_, est.transform(X).argmin(axis=1))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"metric": "dtw", "metric_params": {"global_constraint": "sakoe"}},
+         "velocity.kmeans.metric_params.global_constraint must be sakoe_chiba, itakura or "
+         "null, got 'sakoe'."),
+        ({"metric": "dtw", "metric_params": {"radius": 3}},
+         "velocity.kmeans.metric_params.radius is not a tslearn parameter of the dtw metric; "
+         "expected global_constraint or sakoe_chiba_radius or itakura_max_slope."),
+        ({"metric": "dtw", "metric_params": {"global_constraint": "itakura",
+                                             "sakoe_chiba_radius": 3}},
+         "velocity.kmeans.metric_params.sakoe_chiba_radius must be an integer >= 0 used with "
+         "global_constraint sakoe_chiba, got 3 (global_constraint 'itakura')."),
+        ({"metric": "dtw", "metric_params": {"itakura_max_slope": 0.5}},
+         "velocity.kmeans.metric_params.itakura_max_slope must be a number >= 1 used with "
+         "global_constraint itakura, got 0.5 (global_constraint None)."),
+        ({"metric": "softdtw", "metric_params": {"gamma": 0}},
+         "velocity.kmeans.metric_params.gamma must be a number > 0, got 0."),
+        ({"metric": "softdtw", "metric_params": {"global_constraint": "itakura"}},
+         "velocity.kmeans.metric_params.global_constraint is not a tslearn parameter of the "
+         "softdtw metric; expected gamma."),
+        ({"fit_sample_size": 1},
+         "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an integer "
+         ">= n_clusters (2) and >= 2, got 1."),
+    ],
+)
+def test_bad_dtw_levers_are_named(params, message):
+    with pytest.raises(InputError) as err:
+        ProfileKMeans(n_clusters=2, **params).fit(provinces(n=20, n_depth=8))
+    assert str(err.value) == message

@@ -15,6 +15,13 @@ seisgo's ``vpcluster_kmean`` fits ``tslearn.clustering.TimeSeriesKMeans`` on the
   to rounding (~1e-15).
 - ``metric="dtw"`` / ``"softdtw"`` delegate to tslearn (DBA / soft-DTW barycenters).
 
+DTW k-means is slow (each Lloyd step aligns every profile to every centre and DBA re-aligns
+the members), so the documented levers of tslearn are exposed: a global constraint on the
+warping path (``metric_params``: Sakoe-Chiba band or Itakura parallelogram), ``n_jobs``
+for the distance computations, and ``fit_sample_size``: fit on a seeded subsample, then
+assign every profile to its nearest centre in the same metric. ``bench/dtw.py`` measures
+their time and agreement with unconstrained DTW.
+
 ``n_init`` restarts draw from one ``check_random_state(random_state)`` stream in sequence,
 exactly as tslearn does, so the first start is seisgo's single start and the best-of-N
 inertia is never worse than seisgo's. A start that empties a cluster is retried, at most
@@ -42,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 from tslearn.clustering import TimeSeriesKMeans
 
+from seiscluster.config import check_metric_params
 from seiscluster.errors import InputError
 
 METRICS = ("euclidean", "dtw", "softdtw")
@@ -134,11 +142,15 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters mirror ``TimeSeriesKMeans`` (config keys ``velocity.kmeans.*``). ``n_jobs``
     is the number of OpenMP threads of the Euclidean Lloyd step (``None`` = 1, -1 = all
     cores) and is passed to tslearn's distance computations for dtw/softdtw.
+    ``metric_params`` is checked by :func:`seiscluster.config.check_metric_params`.
+    ``fit_sample_size`` (None = all) fits the centres on that many profiles drawn without
+    replacement with ``random_state`` (kept in their order), then assigns every profile.
 
     Fitted attributes: ``labels_`` (0-based, n_profiles), ``cluster_centers_``
-    (n_clusters, n_depth), ``inertia_`` (tslearn's: mean squared distance to the assigned
-    center), ``n_iter_`` (Lloyd iterations of the best start), ``n_features_in_``.
-    Clusters are numbered by ascending centroid mean.
+    (n_clusters, n_depth), ``inertia_`` (tslearn's: mean squared distance of every profile
+    to its assigned center), ``n_iter_`` (Lloyd iterations of the best start),
+    ``fit_indices_`` (the profiles the centres were fitted on; None = all),
+    ``n_features_in_``. Clusters are numbered by ascending centroid mean.
     """
 
     def __init__(
@@ -152,6 +164,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         metric_params: dict | None = None,
         random_state: int | np.random.RandomState | None = 0,
         n_jobs: int | None = 1,
+        fit_sample_size: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.metric = metric
@@ -162,6 +175,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.metric_params = metric_params
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.fit_sample_size = fit_sample_size
 
     def _check_params(self, n_profiles: int) -> None:
         if not _is_int(self.n_clusters) or not 1 <= self.n_clusters <= n_profiles:
@@ -180,6 +194,20 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 raise InputError(f"velocity.kmeans.{key} must be an integer >= 1, got {value!r}.")
         if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise InputError(f"velocity.kmeans.tol must be a number >= 0, got {self.tol!r}.")
+        check_metric_params(self.metric, self.metric_params)
+        size = self.fit_sample_size
+        if size is not None and (not _is_int(size) or size < max(2, self.n_clusters)):
+            raise InputError(
+                "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an "
+                f"integer >= n_clusters ({self.n_clusters}) and >= 2, got {size!r}."
+            )
+
+    def _fit_indices(self, n_profiles: int) -> np.ndarray | None:
+        """Sorted indices of the seeded fitting subsample, or None to fit on all."""
+        if self.fit_sample_size is None or self.fit_sample_size >= n_profiles:
+            return None
+        rs = check_random_state(self.random_state)
+        return np.sort(rs.choice(n_profiles, self.fit_sample_size, replace=False))
 
     def _tslearn_estimator(self) -> TimeSeriesKMeans:
         return TimeSeriesKMeans(
@@ -189,7 +217,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             n_init=self.n_init,
             metric=self.metric,
             max_iter_barycenter=self.max_iter_barycenter,
-            metric_params=self.metric_params,
+            metric_params=check_metric_params(self.metric, self.metric_params) or None,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
         )
@@ -232,18 +260,24 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise self._fail_empty(X.shape[0])
         return best
 
+    def _fit_centers(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """(centers, inertia, n_iter) of the best start on X, by metric."""
+        if self.metric == "euclidean":
+            return self._fit_euclidean(X)
+        model = self._tslearn_estimator().fit(X[:, :, None])
+        if model.cluster_centers_ is None:
+            raise self._fail_empty(X.shape[0])
+        return model.cluster_centers_[:, :, 0], model.inertia_, model.n_iter_
+
     def fit(self, X: Any, y: Any = None) -> ProfileKMeans:
         """Cluster the profiles X (n_profiles, n_depth); returns self."""
         X = check_profiles(X)
-        self._check_params(X.shape[0])
-        if self.metric == "euclidean":
-            centers, inertia, n_iter = self._fit_euclidean(X)
-        else:
-            model = self._tslearn_estimator().fit(X[:, :, None])
-            if model.cluster_centers_ is None:
-                raise self._fail_empty(X.shape[0])
-            centers = model.cluster_centers_[:, :, 0]
-            inertia, n_iter = model.inertia_, model.n_iter_
+        n = X.shape[0]
+        self._check_params(n)
+        self.fit_indices_ = self._fit_indices(n)
+        centers, inertia, n_iter = self._fit_centers(
+            X if self.fit_indices_ is None else X[self.fit_indices_]
+        )
         order = np.argsort(centers.mean(axis=1), kind="stable")
         self.cluster_centers_ = np.ascontiguousarray(centers[order])
         self.inertia_ = float(inertia)
@@ -251,7 +285,10 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         # Final assignment as tslearn's _post_fit: the nearest of the final centers (tslearn
         # raises EmptyClusterError if that empties a cluster; it is kept here).
-        self.labels_ = self._fitted_tslearn(None).predict(X[:, :, None]).astype(np.intp)
+        distances = self._fitted_tslearn(None).transform(X[:, :, None])
+        self.labels_ = distances.argmin(axis=1).astype(np.intp)
+        if self.fit_indices_ is not None:  # the inertia of every profile, as tslearn's
+            self.inertia_ = float(np.mean(distances[np.arange(n), self.labels_] ** 2))
         return self
 
     def to_tslearn(self) -> TimeSeriesKMeans:

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 
+from seiscluster.config import check_metric_params
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
 from seiscluster.plots import velocity as plots
 from seiscluster.velocity import outputs
@@ -106,10 +107,13 @@ def fit_kmeans(
         scan = pd.read_csv(table)
         nrange, sum_square = scan["k"].to_numpy(), scan["distortion_smoothed"].tolist()
     start = time.perf_counter()
-    est = ProfileKMeans(n_clusters=n_clusters, **_kmeans_kwargs(kmeans), n_jobs=threads).fit(X)
+    est = ProfileKMeans(n_clusters=n_clusters, **_kmeans_kwargs(kmeans), n_jobs=threads,
+                        fit_sample_size=kmeans.get("fit_sample_size")).fit(X)
     seconds = time.perf_counter() - start
-    log.info("k-means k=%d (%s, n_init=%d): inertia %.6g in %.2f s", n_clusters,
-             est.metric, est.n_init, est.inertia_, seconds)
+    fitted = len(X) if est.fit_indices_ is None else len(est.fit_indices_)
+    log.info("k-means k=%d (%s, n_init=%d) fitted on %d of %d profiles: inertia %.6g in "
+             "%.2f s", n_clusters, est.metric, est.n_init, fitted, len(X), est.inertia_,
+             seconds)
     ids = np.arange(1, n_clusters + 1)
     labels = est.labels_ + 1
     ds = outputs.clusters_dataset(
@@ -240,9 +244,9 @@ def _load_profiles(path: str) -> tuple[xr.Dataset, np.ndarray]:
 
 
 def _kmeans_kwargs(kmeans: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("metric", "metric_params", "max_iter_barycenter", "n_init", "max_iter", "tol",
-            "random_state")
-    return {k: kmeans[k] for k in keys}
+    keys = ("metric", "max_iter_barycenter", "n_init", "max_iter", "tol", "random_state")
+    params = check_metric_params(kmeans["metric"], kmeans["metric_params"])  # nulls dropped
+    return {**{k: kmeans[k] for k in keys}, "metric_params": params}
 
 
 def _maybe_float(value: Any) -> float | None:
