@@ -209,8 +209,10 @@ class Segment:
 
 def merge_channel(stream: Stream, channel: str) -> list[tuple[int, float, np.ndarray]]:
     """One channel's contiguous pieces ``(start_ns, rate, samples)``: traces merged with
-    masked gaps (overlapping samples that disagree are masked too, non-finite samples are
-    masked), then split at the masks. Nothing is filled."""
+    masked gaps (an overlap in which the traces disagree is masked, as obspy's merge does,
+    and so is any sample on which two overlapping traces differ, non-finite samples too),
+    then split at the masks. Nothing is filled and no sample is picked among differing
+    values."""
     st = stream.select(id=channel)
     if not len(st):
         return []
@@ -221,12 +223,13 @@ def merge_channel(stream: Stream, channel: str) -> list[tuple[int, float, np.nda
     for tr in st:
         if tr.data.dtype.kind not in "iuf":
             raise InputError(f"{WKEY}: {channel} holds {tr.data.dtype} samples, not numbers.")
+    originals: list[tuple[int, np.ndarray]] = []
     if len(st) > 1:
-        overlaps = [g for g in st.get_gaps() if g[6] < 0]
-        if overlaps:
-            log.warning("%s: %d overlap(s), %.1f s in all; samples that disagree are masked "
-                        "(treated as missing)", channel, len(overlaps),
-                        -sum(g[6] for g in overlaps))
+        overlapping = _overlapping(st)
+        if overlapping:
+            log.warning("%s: %d trace(s) overlap earlier ones; samples that disagree are "
+                        "masked (treated as missing)", channel, overlapping)
+            originals = [(int(tr.stats.starttime.ns), tr.data.copy()) for tr in st]
         st.merge(method=0, fill_value=None)
     out = []
     for tr in st:
@@ -238,6 +241,8 @@ def merge_channel(stream: Stream, channel: str) -> list[tuple[int, float, np.nda
         if values.dtype.kind == "f":
             bad = ~np.isfinite(values)
             mask = bad if mask is None else (mask | bad)
+        if originals:
+            mask = _disagreements(values, start, fs, originals, mask)
         if mask is None or not mask.any():
             out.append((start, fs, values))
             continue
@@ -245,6 +250,32 @@ def merge_channel(stream: Stream, channel: str) -> list[tuple[int, float, np.nda
         for a, b in zip(edges[0::2], edges[1::2], strict=True):
             out.append((start + round(int(a) * NS / fs), fs, values[a:b]))
     return out
+
+
+def _overlapping(st: Stream) -> int:
+    """Number of traces that start before an earlier-starting trace has ended."""
+    starts = np.array([tr.stats.starttime.ns for tr in st], dtype=np.int64)
+    ends = starts + np.array([round(tr.stats.npts * NS / tr.stats.sampling_rate) for tr in st],
+                             dtype=np.int64)
+    order = np.argsort(starts, kind="stable")
+    reach = np.maximum.accumulate(ends[order])
+    return int((starts[order][1:] < reach[:-1]).sum())
+
+
+def _disagreements(values: np.ndarray, start: int, fs: float,
+                   originals: Sequence[tuple[int, np.ndarray]],
+                   mask: np.ndarray | None) -> np.ndarray:
+    """``mask`` plus every merged sample that a trace covering it gives another value for
+    (obspy's merge can let a later trace override one masked conflict)."""
+    mask = np.zeros(values.size, bool) if mask is None else mask
+    for t0, data in originals:
+        a = round((t0 - start) * fs / NS)
+        b = min(a + data.size, values.size)
+        if a < 0 or b <= a:
+            continue
+        mask[a:b] |= np.ma.getdata(data[:b - a]) != values[a:b]
+        mask[a:b] |= np.ma.getmaskarray(data[:b - a])
+    return mask
 
 
 def preprocess_stream(
