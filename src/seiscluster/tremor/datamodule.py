@@ -124,8 +124,13 @@ def load_samples(path: str | Path, mode: str = "stack") -> SpectrogramSamples:
     x = np.ascontiguousarray(x, dtype=np.float32)
     bad = ~np.isfinite(x).reshape(x.shape[0], -1).all(axis=1)
     if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        c = channel_index[b] if channel_index[b] >= 0 else np.flatnonzero(
+            ~np.isfinite(x[b]).reshape(x.shape[1], -1).all(axis=1))[0]
         raise InputError(f"{path} has NaN or infinite values in {int(bad.sum())} spectrogram(s) "
-                         "marked valid.")
+                         f"marked valid, the first in window "
+                         f"{np.datetime_as_string(windows[window_index[b]], unit='s')} of "
+                         f"{channels[c]}; recompute the spectrograms.")
     return SpectrogramSamples(
         x=x, mode=mode, windows=windows, channels=channels, frequency=frequency, time=time,
         window_index=np.asarray(window_index, dtype=np.int64),

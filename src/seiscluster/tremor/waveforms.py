@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -471,7 +472,10 @@ class FileSource:
             self.end_ns = min(self.end_ns, t1)
 
     def _headers(self, path: str) -> list[TraceInfo]:
-        st = _read(path, self.format, self.key, headonly=True)
+        with warnings.catch_warnings(record=True) as caught:  # indexing runs in one thread
+            warnings.simplefilter("always")
+            st = _read(path, self.format, self.key, headonly=True)
+        _check_complete(path, caught, self.key)
         return [TraceInfo(path, tr.id, int(tr.stats.starttime.ns),
                           int(tr.stats.starttime.ns) + round(tr.stats.npts * NS
                                                              / tr.stats.sampling_rate),
@@ -502,10 +506,18 @@ class SDSSource:
         from obspy.clients.filesystem.sds import Client
 
         self.client = Client(self.root, format=self.format or "MSEED")
+        found = self.client.get_all_nslc()
+        if not found:
+            raise InputError(f"{WKEY}.sds_root: the archive {self.root} holds no waveform "
+                             "files (expected the SDS layout YEAR/NET/STA/CHA.D/"
+                             "NET.STA.LOC.CHA.D.YEAR.DOY).")
+        pats = [self.codes[k] for k in CODE_KEYS]
+        self.nslc = sorted({n for n in found if all(
+            fnmatch.fnmatchcase(c, p) for c, p in zip(n, pats, strict=True))})
         t0, t1 = self.span
         # index the archive's files of the span by their headers (the SDS client's own
         # file naming; its get_waveforms cannot read headers only for a time span)
-        paths = sorted({p for nslc in self._nslc() for p in self.client._get_filenames(
+        paths = sorted({p for nslc in self.nslc for p in self.client._get_filenames(
             *nslc, utc(t0), utc(t1))})
         sel = ".".join(self.codes[k] for k in CODE_KEYS)
         if not paths:
@@ -516,16 +528,10 @@ class SDSSource:
         self.channels, self.sampling_rates = index.channels, index.sampling_rates
         self.start_ns, self.end_ns = index.start_ns, index.end_ns
 
-    def _nslc(self) -> list[tuple[str, str, str, str]]:
-        found = self.client.get_all_nslc()
-        pats = [self.codes[k] for k in CODE_KEYS]
-        return sorted({n for n in found
-                       if all(fnmatch.fnmatchcase(c, p) for c, p in zip(n, pats, strict=True))})
-
     def read(self, t0_ns: int, t1_ns: int) -> Stream:
         """Traces of the selected channels overlapping [t0, t1]."""
         st = Stream()
-        for nslc in self._nslc():
+        for nslc in self.nslc:
             st += self.client.get_waveforms(*nslc, utc(t0_ns), utc(t1_ns), merge=False)
         return _trim(st, t0_ns, t1_ns)
 
@@ -723,6 +729,21 @@ def _read(path: str, fmt: str | None, key: str, **kwargs: Any) -> Stream:
         raise InputError(f"{key}: obspy cannot read {path} ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else 'unknown format'}).") \
             from None
+
+
+#: obspy's warning (libmseed) for a file that ends inside a record.
+_TRUNCATED = re.compile(r"Last record only has (\d+) byte")
+
+
+def _check_complete(path: str, caught: Sequence[warnings.WarningMessage], key: str) -> None:
+    """Stop on a miniSEED file whose last record is cut short (obspy only warns and skips
+    it, which would turn a damaged copy into a silent gap)."""
+    for warning in caught:
+        found = _TRUNCATED.search(str(warning.message))
+        if found:
+            raise InputError(f"{key}: {path} ends inside a miniSEED record (only "
+                             f"{found.group(1)} bytes of it are there): the file is truncated; "
+                             "copy it again or leave it out.")
 
 
 def _select(st: Stream, codes: Mapping[str, str]) -> Stream:

@@ -8,14 +8,19 @@ in the IRIS EMC convention (read lazily with dask), a ``lon lat depth value`` te
 (optionally gzipped) and a seisgo-style ``.npz`` (``lat``, ``lon``, ``dep`` and a
 ``(n_depth, n_lat, n_lon)`` array). Each reader only turns its file into a Dataset; the
 renaming, transposing, sorting and checking are shared (:func:`_normalise`,
-:func:`validate_model`).
+:func:`validate_model`): depths declared in metres are converted to km (a depth range deeper
+than the Earth's radius without such units is an error), and longitudes given as 0..360 are
+converted to -180..180, each said in the log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
+import logging
 import os
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -27,6 +32,8 @@ import xarray as xr
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import write_netcdf
+
+log = logging.getLogger(__name__)
 
 #: Dimension names of the Model contract, in order.
 DIMS = ("depth", "latitude", "longitude")
@@ -46,8 +53,10 @@ METRE_UNITS = ("m", "meter", "meters", "metre", "metres")
 SUFFIXES = {".nc": "netcdf", ".nc4": "netcdf", ".cdf": "netcdf", ".netcdf": "netcdf",
             ".txt": "text", ".dat": "text", ".csv": "text", ".xyz": "text", ".npz": "npz"}
 _FORMAT_NAMES = {"netcdf": "netCDF", "text": "text-table", "npz": "npz"}
-_LIBRARY_ERRORS = (OSError, ValueError, EOFError, RuntimeError, KeyError, zipfile.BadZipFile,
-                   zlib.error)
+_LIBRARY_ERRORS = (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError,
+                   zipfile.BadZipFile, zlib.error)
+#: Mean radius of the Earth (km): no model is deeper.
+EARTH_RADIUS_KM = 6371.0
 
 
 def open_model(
@@ -151,16 +160,60 @@ def _reading(path: Path, fmt: str) -> Iterator[None]:
         raise
     except _LIBRARY_ERRORS as exc:
         raise InputError(
-            f"{path} is not a readable {_FORMAT_NAMES[fmt]} file ({type(exc).__name__}: "
-            f"{exc}); check data.velocity.path and data.velocity.format."
+            f"{path} is not a readable {_FORMAT_NAMES[fmt]} file ({_reason(exc, path)}); "
+            "check data.velocity.path and data.velocity.format."
         ) from exc
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """The library's complaint in a few words: its first line, without the file name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if text.startswith("did not find a match in any of xarray's"):
+        return "neither netCDF-3 nor netCDF-4/HDF5 data: the file is damaged or another format"
+    if "HDF error" in text:
+        return "its netCDF-4/HDF5 data are truncated or damaged"
+    text = text.replace(f": {str(Path(path).resolve())!r}", "").replace(f": {str(path)!r}", "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _read_netcdf(path: Path, variable: str | None, chunks: str | int | dict | None
                  ) -> xr.Dataset:
     """Open lazily; CF decoding turns ``_FillValue`` and ``missing_value`` into NaN."""
+    _check_netcdf3_size(path)
     with _reading(path, "netcdf"):
         return xr.open_dataset(path, chunks=chunks, mask_and_scale=True, decode_times=False)
+
+
+def _check_netcdf3_size(path: Path) -> None:
+    """Refuse a truncated netCDF-3 file: the netCDF library reads its missing tail as zeros.
+
+    scipy's reader maps every variable onto the file's bytes without reading them, and
+    fails when a variable lies beyond the end (netCDF-4/HDF5 files fail to open instead).
+    """
+    from scipy.io import netcdf_file
+
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic not in (b"CDF\x01", b"CDF\x02"):
+        return
+    with warnings.catch_warnings():  # scipy warns when its failed, half-made map is freed
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            nc = netcdf_file(path, mmap=True)  # maps every variable: fails past the end
+        except (ValueError, TypeError, OSError, EOFError):
+            nc = None
+        if nc is None:
+            gc.collect()
+    if nc is None:
+        raise InputError(
+            f"{path} is not a readable netCDF file (truncated or damaged: its netCDF-3 header "
+            f"describes more data than its {path.stat().st_size} bytes hold); check "
+            "data.velocity.path and data.velocity.format."
+        )
+    nc.variables.clear()  # drop the mapped arrays so that the file closes cleanly
+    nc.close()
 
 
 def _read_text(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
@@ -290,7 +343,8 @@ def _normalise(ds: xr.Dataset, variable: str | None, path: Path) -> xr.Dataset:
     name = _pick_variable(ds, variable, path)
     ds = ds[[name]].transpose(*DIMS, ...)
     ds = ds.assign_coords({dim: ds[dim].astype(np.float64) for dim in DIMS if dim in ds.coords})
-    ds = _depth_to_km(ds)
+    ds = _depth_to_km(ds, path)
+    ds = _longitude_to_180(ds, path)
     for dim in DIMS:  # descending (e.g. latitude) or unordered; validate_model finds the rest
         if dim in ds.coords and (np.diff(ds[dim].values) < 0).any():
             ds = ds.sortby(dim)
@@ -350,13 +404,49 @@ def _has_velocity_units(var: xr.DataArray) -> bool:
     return str(var.attrs.get("units", "")).lower().replace(" ", "") in VELOCITY_UNITS
 
 
-def _depth_to_km(ds: xr.Dataset) -> xr.Dataset:
-    """Convert a depth coordinate declared in metres to km, noting it in its attributes."""
+def _depth_to_km(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """Convert a depth coordinate declared in metres to km (said in the log and in its
+    attributes); refuse depths deeper than the Earth's radius, which are metres unlabelled."""
     if "depth" not in ds.coords:
         return ds
     attrs = dict(ds["depth"].attrs)
     units = str(attrs.get("units", "")).strip().lower()
+    depth = ds["depth"].values
     if units not in METRE_UNITS:
+        finite = depth[np.isfinite(depth)]  # non-finite depths: validate_model says so
+        deepest = float(finite.max()) if finite.size else 0.0
+        if deepest > EARTH_RADIUS_KM:
+            raise InputError(
+                f"The depths of {path} reach {deepest:g}, deeper than the Earth's radius "
+                f"({EARTH_RADIUS_KM:g} km), so they look like metres: give depths in km, or "
+                "units 'm' on the depth coordinate of a netCDF file to have them converted."
+            )
         return ds
+    log.info("the depth coordinate of %s is in %s (units %r): converted to km", path,
+             "metres", attrs["units"])
     attrs.update(units="km", comment=f"converted by seiscluster from {attrs['units']} to km")
-    return ds.assign_coords(depth=("depth", ds["depth"].values / 1000.0, attrs))
+    return ds.assign_coords(depth=("depth", depth / 1000.0, attrs))
+
+
+def _longitude_to_180(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """Longitudes given as 0..360 become -180..180 (east of 180 minus 360; a 360 column
+    repeating 0 is dropped), said in the log; a range fitting neither is an error."""
+    if "longitude" not in ds.coords or ds["longitude"].size == 0:
+        return ds
+    lon = ds["longitude"].values
+    lo, hi = float(np.nanmin(lon)), float(np.nanmax(lon))
+    if lo >= -180 and hi <= 180:
+        return ds
+    if lo < 0 or hi > 360:
+        raise InputError(
+            f"The longitudes of {path} span {lo:g}..{hi:g} degrees; expected -180..180 or "
+            "0..360 (degrees east)."
+        )
+    if 0 in lon and 360 in lon:
+        ds = ds.isel(longitude=lon != 360)
+        lon = ds["longitude"].values
+    ds = ds.assign_coords(longitude=("longitude", np.where(lon > 180, lon - 360, lon),
+                                     dict(ds["longitude"].attrs)))
+    log.info("the longitudes of %s span %g..%g (0..360): converted to -180..180 and sorted",
+             path, lo, hi)
+    return ds
