@@ -34,12 +34,20 @@ def row(func: Row) -> Row:
     return func
 
 
-def model(path: Path, **attrs) -> Path:
-    """A 4 x 5-node example model (0..6 km) written as netCDF-4."""
-    ds = make_example_model(n_lat=4, n_lon=5, depth_max=6.0)
-    ds.attrs.update(attrs)
-    write_model(ds, path)
+def small() -> xr.Dataset:
+    """A 4 x 5-node example model, 0..6 km."""
+    return make_example_model(n_lat=4, n_lon=5, depth_max=6.0)
+
+
+def model(path: Path) -> Path:
+    """The small model written as netCDF-4."""
+    write_model(small(), path)
     return path
+
+
+def unreadable(path: Path, reason: str) -> str:
+    return (f"{path} is not a readable netCDF file ({reason}); check data.velocity.path and "
+            "data.velocity.format.")
 
 
 def cut(path: Path, keep: int) -> Path:
@@ -52,30 +60,26 @@ def cut(path: Path, keep: int) -> Path:
 def corrupt_netcdf(tmp: Path):
     path = tmp / "model.nc"
     path.write_bytes(np.random.default_rng(0).bytes(3000))
-    return lambda: open_model(path), (
-        f"{path} is not a readable netCDF file (neither netCDF-3 nor netCDF-4/HDF5 data: the "
-        "file is damaged or another format); check data.velocity.path and "
-        "data.velocity.format.")
+    return lambda: open_model(path), unreadable(
+        path, "neither netCDF-3 nor netCDF-4/HDF5 data: the file is damaged or another format")
 
 
 @row
 def truncated_netcdf4(tmp: Path):
     path = model(tmp / "model.nc")
     cut(path, path.stat().st_size // 2)
-    return lambda: open_model(path), (
-        f"{path} is not a readable netCDF file (its netCDF-4/HDF5 data are truncated or "
-        "damaged); check data.velocity.path and data.velocity.format.")
+    return lambda: open_model(path), unreadable(
+        path, "its netCDF-4/HDF5 data are truncated or damaged")
 
 
 @row
 def truncated_netcdf3(tmp: Path):
     path = tmp / "model.nc"
-    make_example_model(n_lat=4, n_lon=5, depth_max=6.0).to_netcdf(path, format="NETCDF3_CLASSIC")
+    small().to_netcdf(path, format="NETCDF3_CLASSIC")
     cut(path, -100)  # the netCDF library would read the missing tail as zeros
-    return lambda: open_model(path), (
-        f"{path} is not a readable netCDF file (truncated or damaged: its netCDF-3 header "
-        f"describes more data than its {path.stat().st_size} bytes hold); check "
-        "data.velocity.path and data.velocity.format.")
+    return lambda: open_model(path), unreadable(
+        path, "truncated or damaged: its netCDF-3 header describes more data than its "
+        f"{path.stat().st_size} bytes hold")
 
 
 @row
@@ -89,7 +93,7 @@ def wrong_variable_name(tmp: Path):
 @row
 def depth_in_metres_without_units(tmp: Path):
     path = tmp / "model.npz"
-    ds = make_example_model(n_lat=4, n_lon=5, depth_max=6.0)
+    ds = small()
     np.savez(path, lat=ds.latitude.values, lon=ds.longitude.values,
              dep=ds.depth.values * 1000.0 + 1000.0, vs=ds.vs.values)
     return lambda: open_model(path), (
@@ -101,8 +105,7 @@ def depth_in_metres_without_units(tmp: Path):
 @row
 def longitudes_neither_180_nor_360(tmp: Path):
     path = tmp / "model.nc"
-    ds = make_example_model(n_lat=4, n_lon=5, depth_max=6.0)
-    write_model(ds.assign_coords(longitude=np.linspace(-10.0, 190.0, 5)), path)
+    write_model(small().assign_coords(longitude=np.linspace(-10.0, 190.0, 5)), path)
     return lambda: open_model(path), (
         f"The longitudes of {path} span -10..190 degrees; expected -180..180 or 0..360 "
         "(degrees east).")
@@ -161,24 +164,20 @@ def spectrogram_store(path: Path, bad: tuple[int, int], value: float) -> Path:
     return path
 
 
-@row
-def inf_in_spectrograms(tmp: Path):
+def non_finite_spectrogram(tmp: Path, mode: str, bad: tuple[int, int], value: float,
+                           window: str, channel: str):
     from seiscluster.tremor.deep_stages import _load
 
-    path = spectrogram_store(tmp / "spectrograms.zarr", (3, 1), np.inf)
-    return lambda: _load(str(path), "stack"), (
+    path = spectrogram_store(tmp / "spectrograms.zarr", bad, value)
+    return lambda: _load(str(path), mode), (
         f"{path} has NaN or infinite values in 1 spectrogram(s) marked valid, the first in "
-        "window 2021-03-12T03:00:00 of XX.AAA..HHE; recompute the spectrograms.")
+        f"window {window} of {channel}; recompute the spectrograms.")
 
 
-@row
-def nan_in_spectrograms(tmp: Path):
-    from seiscluster.tremor.deep_stages import _load
-
-    path = spectrogram_store(tmp / "spectrograms.zarr", (4, 0), np.nan)
-    return lambda: _load(str(path), "separate"), (
-        f"{path} has NaN or infinite values in 1 spectrogram(s) marked valid, the first in "
-        "window 2021-03-12T04:00:00 of XX.AAA..HHZ; recompute the spectrograms.")
+ROWS["inf_in_stacked_spectrograms"] = lambda tmp: non_finite_spectrogram(
+    tmp, "stack", (3, 1), np.inf, "2021-03-12T03:00:00", "XX.AAA..HHE")
+ROWS["nan_in_separate_spectrograms"] = lambda tmp: non_finite_spectrogram(
+    tmp, "separate", (4, 0), np.nan, "2021-03-12T04:00:00", "XX.AAA..HHZ")
 
 
 @pytest.mark.parametrize("name", list(ROWS))
@@ -220,7 +219,7 @@ def test_dec_divergence_names_the_learning_rate_and_keeps_the_last_good_state(tm
 
 
 def test_depth_in_metres_by_units_is_converted_and_logged(tmp_path, caplog):
-    ds = make_example_model(n_lat=4, n_lon=5, depth_max=6.0)
+    ds = small()
     metres = ds.assign_coords(depth=("depth", ds.depth.values * 1000.0, {"units": "meters"}))
     metres.to_netcdf(tmp_path / "m.nc")
     with caplog.at_level(logging.INFO, logger="seiscluster.velocity.io"):
