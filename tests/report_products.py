@@ -25,6 +25,7 @@ OVERRIDES = [
 def make_products(folder: Path) -> dict[str, str]:
     """Write a run's products under ``folder``; return the report's named inputs."""
     cfg = compose(OVERRIDES)
+    folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.yaml"
     config.write_text(to_yaml(cfg))
     return {"config": str(config), **_velocity(folder / "velocity", cfg),

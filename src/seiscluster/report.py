@@ -28,8 +28,9 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}figure{margin:1em 0}
 figcaption{color:#555;font-size:.9em}nav ul{columns:2}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
-text-align:left}th{background:#f3f3f3}.warn{background:#fff3cd;border:1px solid #e0c060;
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#f3f3f3}
+.warn{background:#fff3cd;border:1px solid #e0c060;
 padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
 """
 
@@ -157,16 +158,30 @@ def _key_values(mapping: Mapping[str, Any]) -> str:
         return note("(none)")
     flat = pd.json_normalize(dict(mapping), sep=".").iloc[0]
     rows = [(key, _fmt(key, value)) for key, value in flat.items()]
-    return table(pd.DataFrame(rows, columns=["key", "value"]))
+    return _collapsed(table(pd.DataFrame(rows, columns=["key", "value"])), len(rows))
 
 
 def _structured(value: Mapping[str, Any] | list[Any]) -> str:
-    """A mapping as a key/value table, a list of records as a table, other lists as one."""
+    """A mapping of records (e.g. per stage) or a list of records as a table, another
+    mapping as a key/value table, a list of plain values as a list."""
+    if isinstance(value, Mapping) and value and all(isinstance(v, Mapping)
+                                                    for v in value.values()):
+        frame = pd.json_normalize(list(value.values()), sep=".")
+        frame.insert(0, "name", list(value))
+        return _collapsed(table(frame.map(lambda v: _fmt("", v))), len(frame))
     if isinstance(value, Mapping):
         return _key_values(value)
     if value and all(isinstance(item, Mapping) for item in value):
-        return table(pd.DataFrame(value), floatfmt="{}")
-    return note(", ".join(map(str, value)) or "(none)")
+        return _collapsed(table(pd.DataFrame(value), floatfmt="{}"), len(value))
+    items = "".join(f"<li><code>{html.escape(str(item))}</code></li>" for item in value)
+    return f"<ul>{items}</ul>" if items else note("(none)")
+
+
+def _collapsed(content: str, rows: int, limit: int = 20) -> str:
+    """Long tables folded into a ``<details>`` element (one click shows them)."""
+    if rows <= limit:
+        return content
+    return f"<details><summary>{rows} rows</summary>{content}</details>"
 
 
 # --------------------------------------------------------------------------- velocity

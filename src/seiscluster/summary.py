@@ -178,8 +178,8 @@ def write_sweep_outputs(table: pd.DataFrame, runs: list[dict], summary_csv: str,
         section("runs", "Runs", [_run_links(runs, index.parent)]),
         section("summary", "Summary table", [
             f"<p><a href='{_relative(summary_csv, index.parent)}'>summary CSV</a> "
-            f"({len(table)} runs; empty columns are not shown)</p>",
-            html_table(table.dropna(axis=1, how="all"))]),
+            f"(one row per run; shown here with one column per run, empty rows left "
+            "out)</p>", html_table(_transposed(table))]),
         section("figures", "Comparison figures", [
             f"<figure>{image(path, path.stem)}<figcaption><a href='"
             f"{_relative(path, index.parent)}'>{html.escape(path.name)}</a></figcaption>"
@@ -209,6 +209,15 @@ def write_sweep_figures(table: pd.DataFrame, runs: list[dict], figures_dir: str)
         plots.save(plots.plot_wall_times(table, stages, labels), folder / "wall_time.png")
         written.append(folder / "wall_time.png")
     return written
+
+
+def _transposed(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary with one column per run (readable with many results), numbers to four
+    significant digits, results that no run has left out."""
+    shown = table.dropna(axis=1, how="all").set_index("run")
+    cells = shown.map(lambda v: "–" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float)
+                      else str(v))
+    return cells.T.rename_axis("result").reset_index()
 
 
 def _relative(path: str | Path, start: Path) -> str:
