@@ -116,3 +116,15 @@ def test_external_resource_would_be_reported(tmp_path):
         "<img src='http://127.0.0.1:9/x.png' alt='remote'>"])], "run: x\n")
     result = browser_check(page, tmp_path)
     assert "fetched http://127.0.0.1:9/x.png" in problems(result)
+
+
+@pytest.mark.slow
+def test_report_of_a_workflow_run_of_both_branches(tmp_path_factory, tmp_path):
+    from test_workflow import FAST, TREMOR_FAST, completed_run
+
+    overrides = [o for o in FAST + TREMOR_FAST if not o.startswith("branches=")]
+    run = completed_run(tmp_path_factory, [*overrides, "branches=[velocity,tremor]"])
+    result = browser_check(run / "report.html", tmp_path)
+    assert len(result["images"]) == 6 + 8  # velocity and tremor figures, all embedded
+    assert [s["id"] for s in result["sections"]][-1] == "config"
+    assert not problems(result)
