@@ -28,6 +28,9 @@ PROVENANCE = {
     "finished": "2025-01-02T03:09:05Z",
     "host": "node17",
     "python": "3.11.9",
+    "overrides": ["velocity.kmeans.n_init=2"],
+    "stages": {"velocity_ingest": {"key": "d66e6fe8ad29", "seconds": 1.723},
+               "velocity_profiles": {"key": "2de3897fd16e", "seconds": 1.49}},
 }
 
 
@@ -80,6 +83,8 @@ def test_provenance_is_rendered(page):
                  "123456", "numpy", "2.1.3", "velocity.methods", "kmeans, som"):
         assert text in body, text
     assert "<h3>Versions</h3>" in body and "<h3>Inputs</h3>" in body
+    assert "<li><code>velocity.kmeans.n_init=2</code></li>" in body
+    assert re.search(r"<td>velocity_profiles</td>\s*<td>2de3897fd16e</td>\s*<td>1.49</td>", body)
 
 
 def test_sections_show_their_products(page, products):

@@ -11,6 +11,7 @@ import base64
 import datetime as _dt
 import html
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -116,8 +117,9 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
 
 
 def _fmt(key: str, value: Any) -> str:
+    """A cell's text: floats to four significant digits, lists joined, None/NaN as a dash."""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "–" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, list):
         return (" x " if key == "grid_size" else ", ").join(str(v) for v in value)
     return "–" if value is None else str(value)
