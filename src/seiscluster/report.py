@@ -35,20 +35,20 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#f3f3f
 padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
 """
 
-METHOD_TITLES = {"kmeans": "k-means", "som": "self-organizing map"}
+METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map"}
 
 #: Tremor sections made of figures: (section id, title, ((figure name, caption), ...)).
 FigureSection = tuple[str, str, tuple[tuple[str, str], ...]]
-SPECTROGRAM_SECTION: FigureSection = ("tremor-spectrograms", "Tremor: spectrograms", (
+SPECTROGRAM_SECTION: FigureSection = ("tremor-spectrograms", "Tremor: Spectrograms", (
     ("overview", "Whole span: mean log power per frequency per window, and the band "
                  "amplitude (RSAM-like). Skipped windows are blank."),
     ("spectrogram_examples", "Example windows spread evenly over the span."),
 ))
-TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: autoencoder training", (
+TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: Autoencoder training", (
     ("losses", "Pretraining loss per epoch and the fine-tuning record per update "
                "(including the fraction of changed labels, delta-label)."),
 ))
-KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: number of clusters (k scan)", (
+KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: Number of clusters (k scan)", (
     ("kscan", "Scores of the k-means of the embeddings for every k; the chosen k is marked."),
 ))
 CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
@@ -56,11 +56,11 @@ CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
         ("tsne", "t-SNE of the pretrained embeddings (k-means labels) and of the "
                  "fine-tuned ones (DEC labels)."),
     )),
-    ("tremor-timeline", "Tremor: clusters over time", (
+    ("tremor-timeline", "Tremor: Clusters over time", (
         ("clusters_over_time", "Cluster of every window over time, and the confidence of "
                                "its assignment."),
     )),
-    ("tremor-examples", "Tremor: per-cluster examples", (
+    ("tremor-examples", "Tremor: Per-cluster examples", (
         ("cluster_spectrograms", "Mean spectrogram of each cluster."),
         ("reconstructions", "The most confident windows of each cluster and their "
                             "autoencoder reconstructions."),
@@ -194,11 +194,11 @@ def velocity_sections(
     no_elbow_reason: str = "",
 ) -> list[str]:
     """Sections of the velocity branch: profiles, elbow scan, one section per method."""
-    parts = [section("velocity-profiles", "Velocity: profiles", [note(profiles_log)])]
+    parts = [section("velocity-profiles", "Velocity: Profiles", [note(profiles_log)])]
     if elbow_choice:
         parts.append(elbow_section(elbow_choice, elbow_table, elbow_figure))
     elif no_elbow_reason:
-        parts.append(section("velocity-elbow", "Velocity: elbow scan", [note(no_elbow_reason)]))
+        parts.append(section("velocity-elbow", "Velocity: Elbow scan", [note(no_elbow_reason)]))
     for method, files in methods.items():
         metrics = _load_json(files["metrics"], f"metrics of the {method} fit")
         body = [metrics_table(metrics)] + [
@@ -223,7 +223,7 @@ def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None
                           "choice (dashed); silhouette and Calinski-Harabasz below.")]
     if elbow_table:
         parts.append(table(pd.read_csv(elbow_table)))
-    return section("velocity-elbow", "Velocity: elbow scan (number of k-means clusters)", parts)
+    return section("velocity-elbow", "Velocity: Elbow scan (number of k-means clusters)", parts)
 
 
 def profiles_summary(profiles: str) -> str:
@@ -277,7 +277,7 @@ def tremor_sections(
                                *CLUSTER_SECTIONS) for name, _ in spec[2]}
     other = tuple((name, name.replace("_", " ")) for name in figures if name not in known)
     if other:
-        parts.append(figure_section(("tremor-other", "Tremor: other figures", other), figures))
+        parts.append(figure_section(("tremor-other", "Tremor: Other figures", other), figures))
     return parts
 
 
@@ -298,7 +298,7 @@ def skipped_section(skipped: str) -> str:
     else:
         body = [note(f"{len(frame)} window(s) skipped (more missing data than "
                      "tremor.preprocess.max_gap_fraction):", "warn"), table(frame)]
-    return section("tremor-skipped", "Tremor: skipped windows", body)
+    return section("tremor-skipped", "Tremor: Skipped windows", body)
 
 
 def dec_section(metrics: str | None, history: str | None) -> str:
@@ -317,7 +317,7 @@ def dec_section(metrics: str | None, history: str | None) -> str:
             parts += ["<h3>Regimes (rows) against clusters (columns)</h3>",
                       table(pd.DataFrame(record["contingency"]).T.rename_axis("regime")
                             .reset_index())]
-    return section("tremor-dec", "Tremor: deep embedded clustering (DEC / IDEC)", parts or [
+    return section("tremor-dec", "Tremor: Deep embedded clustering (DEC / IDEC)", parts or [
         note("No DEC metrics were given to the report.")])
 
 
