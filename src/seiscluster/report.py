@@ -1,4 +1,9 @@
-"""Self-contained HTML report of a run: figures embedded, no network needed."""
+"""Self-contained HTML report of a run: figures embedded, no network needed.
+
+The report is a list of ``<section>`` blocks, one per product of the run (provenance,
+each branch's stages, the resolved configuration). A section is only emitted with
+content: where a product is absent, the section says why instead of staying empty.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,69 @@ import base64
 import datetime as _dt
 import html
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from seiscluster import __version__
+from seiscluster.errors import InputError
 from seiscluster.fileio import write_text
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
-img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
-text-align:right}th{background:#f3f3f3}.warn{background:#fff3cd;border:1px solid #e0c060;
+img{max-width:100%;border:1px solid #ddd;margin:.5em 0}figure{margin:1em 0}
+figcaption{color:#555;font-size:.9em}nav ul{columns:2}
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto}
+td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#f3f3f3}
+.warn{background:#fff3cd;border:1px solid #e0c060;
 padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
 """
 
 METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map"}
+
+#: Tremor sections made of figures: (section id, title, ((figure name, caption), ...)).
+FigureSection = tuple[str, str, tuple[tuple[str, str], ...]]
+SPECTROGRAM_SECTION: FigureSection = ("tremor-spectrograms", "Tremor: Spectrograms", (
+    ("overview", "Whole span: mean log power per frequency per window, and the band "
+                 "amplitude (RSAM-like). Skipped windows are blank."),
+    ("spectrogram_examples", "Example windows spread evenly over the span."),
+))
+TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: Autoencoder training", (
+    ("losses", "Pretraining loss per epoch and the fine-tuning record per update "
+               "(including the fraction of changed labels, delta-label)."),
+))
+KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: Number of clusters (k scan)", (
+    ("kscan", "Scores of the k-means of the embeddings for every k; the chosen k is marked."),
+))
+CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
+    ("tremor-tsne", "Tremor: t-SNE of the embeddings", (
+        ("tsne", "t-SNE of the pretrained embeddings (k-means labels) and of the "
+                 "fine-tuned ones (DEC labels)."),
+    )),
+    ("tremor-timeline", "Tremor: Clusters over time", (
+        ("clusters_over_time", "Cluster of every window over time, and the confidence of "
+                               "its assignment."),
+    )),
+    ("tremor-examples", "Tremor: Per-cluster examples", (
+        ("cluster_spectrograms", "Mean spectrogram of each cluster."),
+        ("reconstructions", "The most confident windows of each cluster and their "
+                            "autoencoder reconstructions."),
+    )),
+)
+#: Velocity figures of each method: (input key, alt text, caption).
+VELOCITY_FIGURES = (
+    ("cluster_figure", "cluster profiles", "Profiles of each cluster and their centroid."),
+    ("map_figure", "cluster map", "Map of the clusters (and of the true provinces for the "
+                                  "example)."),
+    ("som_figure", "SOM maps", "SOM U-matrix (distance between neighbouring nodes) and hit "
+                               "counts."),
+)
 
 
 def image(path: str | Path, alt: str) -> str:
@@ -35,127 +84,146 @@ def image(path: str | Path, alt: str) -> str:
     return f'<img src="data:{mime};base64,{data}" alt="{html.escape(alt)}">'
 
 
+def figure(path: str | Path | None, alt: str, caption: str) -> str:
+    """An embedded image with its caption, or a note that the run did not produce it."""
+    if not path:
+        return f"<p class='note'>No {html.escape(alt)} figure was given to the report.</p>"
+    return f"<figure>{image(path, alt)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
 def table(frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     """A compact HTML table."""
     return frame.to_html(index=False, border=0, float_format=floatfmt.format, na_rep="–")
 
 
+def section(ident: str, title: str, parts: Sequence[str]) -> str:
+    """One ``<section>`` with its heading; ``parts`` must not be empty."""
+    if not parts:
+        raise ValueError(f"report section {ident!r} has no content")
+    return (f"<section id='{ident}'><h2>{html.escape(title)}</h2>\n" + "\n".join(parts)
+            + "\n</section>")
+
+
+def note(text: str, css: str = "note") -> str:
+    """A paragraph of escaped text."""
+    return f"<p class='{css}'>{html.escape(text)}</p>"
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    """Key/value table of one fit's metrics."""
-    rows = [(key.replace("_", " "), _fmt(value)) for key, value in metrics.items()
-            if key != "method"]
+    """Key/value table of one fit's scalar metrics (nested values are left out)."""
+    rows = [(key.replace("_", " "), _fmt(key, value)) for key, value in metrics.items()
+            if key != "method" and not isinstance(value, Mapping)]
     return table(pd.DataFrame(rows, columns=["metric", "value"]))
 
 
-def velocity_sections(
-    *, profiles_log: str | None, elbow_choice: str | None, elbow_table: str | None,
-    elbow_figure: str | None, methods: Mapping[str, Mapping[str, str]],
-) -> list[str]:
-    """Report sections of the velocity branch: elbow scan, then one section per method."""
-    parts = ["<h2>Velocity profiles</h2>"]
-    if profiles_log:
-        parts.append(f"<p class='note'>{html.escape(profiles_log)}</p>")
-    if elbow_choice:
-        choice = json.loads(Path(elbow_choice).read_text())
-        css = "warn" if choice.get("fallback_used") else "note"
-        parts += [
-            "<h3>Elbow scan (number of k-means clusters)</h3>",
-            f"<p class='{css}'>{html.escape(choice['message'])}</p>",
-            image(elbow_figure, "elbow curve"),
-            table(pd.read_csv(elbow_table)),
-        ]
-    for method, files in methods.items():
-        metrics = json.loads(Path(files["metrics"]).read_text())
-        parts += [f"<h2>{METHOD_TITLES.get(method, method)}</h2>", metrics_table(metrics)]
-        parts += [image(files[key], f"{method} {key}") for key in
-                  ("cluster_figure", "map_figure", "som_figure") if files.get(key)]
-    return parts
-
-
-def write_report(path: str | Path, title: str, sections: Sequence[str], config_yaml: str) -> None:
-    """Assemble the sections and the resolved config into one HTML file."""
-    stamp = f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
-    body = "\n".join([
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p class='note'>seiscluster {__version__}, {stamp}</p>",
-        *sections,
-        "<h2>Resolved configuration</h2>",
-        f"<pre>{html.escape(config_yaml)}</pre>",
-    ])
-    write_text(path, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-                     f"{html.escape(title)}</title><style>{STYLE}</style></head>"
-                     f"<body>{body}</body></html>\n")
-
-
-def _fmt(value: Any) -> str:
+def _fmt(key: str, value: Any) -> str:
+    """A cell's text: floats to four significant digits, lists joined, None/NaN as a dash."""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "–" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, list):
-        return " x ".join(str(v) for v in value)
+        return (" x " if key == "grid_size" else ", ").join(str(v) for v in value)
     return "–" if value is None else str(value)
 
 
-def tremor_sections(
-    *, spectrograms: str, skipped: str, figures: Mapping[str, str],
-    kscan_choice: str | None = None, dec_metrics: str | None = None,
-) -> list[str]:
-    """Report sections of the tremor branch: the spectrogram stack, skipped windows, the
-    cluster count and the deep-clustering metrics, then the figures."""
-    import xarray as xr
+def _load_json(path: str | Path, what: str) -> dict[str, Any]:
+    try:
+        record = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON ({err.msg}); expected the {what}.") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path} must hold a JSON object (the {what}).")
+    return record
 
-    with xr.open_zarr(spectrograms) as ds:
-        n_valid = int(ds["valid"].sum())
-        summary = (
-            f"{ds.sizes['window']} windows x {ds.sizes['channel']} channel(s) "
-            f"({', '.join(map(str, ds['channel'].values))}), {n_valid} valid, each "
-            f"{ds.sizes['frequency']} frequencies ({float(ds.frequency[0]):g}-"
-            f"{float(ds.frequency[-1]):g} Hz) x {ds.sizes['time']} time bins, from "
-            f"{str(ds.window.values[0])[:16]} to {str(ds.window.values[-1])[:16]}."
-        )
-    table_skipped = pd.read_csv(skipped)
-    parts = ["<h2>Tremor: spectrograms</h2>", f"<p class='note'>{html.escape(summary)}</p>"]
-    if len(table_skipped):
-        parts += [f"<p class='warn'>{len(table_skipped)} window(s) skipped "
-                  "(tremor.preprocess.max_gap_fraction):</p>", table(table_skipped)]
-    else:
-        parts.append("<p class='note'>No window was skipped.</p>")
-    if kscan_choice:
-        choice = json.loads(Path(kscan_choice).read_text())
-        parts += ["<h2>Tremor: deep embedded clustering</h2>",
-                  f"<p class='note'>{html.escape(str(choice.get('message', '')))}</p>"]
-    if dec_metrics:
-        parts.append(metrics_table(json.loads(Path(dec_metrics).read_text())))
-    parts += [image(path, name.replace("_", " ")) for name, path in figures.items()]
+
+# --------------------------------------------------------------------------- provenance
+
+def provenance_section(provenance: str | None) -> str:
+    """Inputs and provenance of the run: what ``provenance.json`` records, as tables."""
+    title = "Inputs and provenance"
+    if not provenance:
+        return section("provenance", title, [note(
+            "Provenance not recorded: no provenance.json was given to the report.", "warn")])
+    record = _load_json(provenance, "provenance record of the run")
+    flat = {k: v for k, v in record.items() if not isinstance(v, (Mapping, list))}
+    parts = [_key_values(flat)] if flat else []
+    for key, value in record.items():
+        if isinstance(value, (Mapping, list)):
+            parts += [f"<h3>{html.escape(key.replace('_', ' ').capitalize())}</h3>",
+                      _structured(value)]
+    return section("provenance", title, parts or [note(
+        f"{provenance} records nothing (an empty object).", "warn")])
+
+
+def _key_values(mapping: Mapping[str, Any]) -> str:
+    """Two-column table of a mapping, nested keys flattened to dotted names."""
+    if not mapping:
+        return note("(none)")
+    flat = pd.json_normalize(dict(mapping), sep=".").iloc[0]
+    rows = [(key, _fmt(key, value)) for key, value in flat.items()]
+    return _collapsed(table(pd.DataFrame(rows, columns=["key", "value"])), len(rows))
+
+
+def _structured(value: Mapping[str, Any] | list[Any]) -> str:
+    """A mapping of records (e.g. per stage) or a list of records as a table, another
+    mapping as a key/value table, a list of plain values as a list."""
+    if isinstance(value, Mapping) and value and all(isinstance(v, Mapping)
+                                                    for v in value.values()):
+        frame = pd.json_normalize(list(value.values()), sep=".")
+        frame.insert(0, "name", list(value))
+        return _collapsed(table(frame.map(lambda v: _fmt("", v))), len(frame))
+    if isinstance(value, Mapping):
+        return _key_values(value)
+    if value and all(isinstance(item, Mapping) for item in value):
+        return _collapsed(table(pd.DataFrame(value), floatfmt="{}"), len(value))
+    items = "".join(f"<li><code>{html.escape(str(item))}</code></li>" for item in value)
+    return f"<ul>{items}</ul>" if items else note("(none)")
+
+
+def _collapsed(content: str, rows: int, limit: int = 20) -> str:
+    """Long tables folded into a ``<details>`` element (one click shows them)."""
+    if rows <= limit:
+        return content
+    return f"<details><summary>{rows} rows</summary>{content}</details>"
+
+
+# --------------------------------------------------------------------------- velocity
+
+def velocity_sections(
+    *, profiles_log: str, elbow_choice: str | None, elbow_table: str | None,
+    elbow_figure: str | None, methods: Mapping[str, Mapping[str, str]],
+    no_elbow_reason: str = "",
+) -> list[str]:
+    """Sections of the velocity branch: profiles, elbow scan, one section per method."""
+    parts = [section("velocity-profiles", "Velocity: Profiles", [note(profiles_log)])]
+    if elbow_choice:
+        parts.append(elbow_section(elbow_choice, elbow_table, elbow_figure))
+    elif no_elbow_reason:
+        parts.append(section("velocity-elbow", "Velocity: Elbow scan", [note(no_elbow_reason)]))
+    for method, files in methods.items():
+        metrics = _load_json(files["metrics"], f"metrics of the {method} fit")
+        body = [metrics_table(metrics)] + [
+            figure(files[key], f"{method} {alt}", caption)
+            for key, alt, caption in VELOCITY_FIGURES if files.get(key)]
+        parts.append(section(f"velocity-{method}",
+                             f"Velocity: {METHOD_TITLES.get(method, method)}", body))
     return parts
 
 
-def report_stage(
-    *, report: str, config: str, methods: Sequence[str] = (), **inputs: str
-) -> None:
-    """The workflow's report stage, from the named inputs of the report rule.
-
-    Velocity inputs: ``profiles``, ``elbow_*`` and per clustering method ``<method>_<key>``;
-    tremor inputs: ``spectrograms``, ``skipped`` and its figures ``figure_<name>``.
-    """
-    config_yaml = Path(config).read_text()
-    run = next((line.split(":", 1)[1].strip() for line in config_yaml.splitlines()
-                if line.startswith("run:")), "")
-    method_files = {m: {key[len(m) + 1:]: value for key, value in inputs.items()
-                        if key.startswith(f"{m}_")} for m in methods}
-    sections: list[str] = []
-    if "profiles" in inputs:
-        sections += velocity_sections(
-            profiles_log=profiles_summary(inputs["profiles"]),
-            elbow_choice=inputs.get("elbow_choice"), elbow_table=inputs.get("elbow_table"),
-            elbow_figure=inputs.get("elbow_figure"), methods=method_files)
-    if "spectrograms" in inputs:
-        figures = {key.removeprefix("figure_"): value for key, value in inputs.items()
-                   if key.startswith("figure_")}
-        sections += tremor_sections(spectrograms=inputs["spectrograms"],
-                                    skipped=inputs["skipped"], figures=figures,
-                                    kscan_choice=inputs.get("kscan_choice"),
-                                    dec_metrics=inputs.get("dec_metrics"))
-    write_report(report, f"seiscluster run '{run}'", sections, config_yaml)
+def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None) -> str:
+    """The elbow curve with its knee, or a visible warning when kneed found none."""
+    record = _load_json(choice, "elbow choice")
+    message = str(record.get("message", ""))
+    if record.get("knee") is None:
+        lead = (f"<p class='warn'><strong>No knee found.</strong> "
+                f"{html.escape(message)}</p>")
+    else:
+        lead = note(message)
+    parts = [lead, figure(elbow_figure, "elbow curve",
+                          "Distortion per k with the knee (solid line) or the fallback "
+                          "choice (dashed); silhouette and Calinski-Harabasz below.")]
+    if elbow_table:
+        parts.append(table(pd.read_csv(elbow_table)))
+    return section("velocity-elbow", "Velocity: Elbow scan (number of k-means clusters)", parts)
 
 
 def profiles_summary(profiles: str) -> str:
@@ -170,3 +238,153 @@ def profiles_summary(profiles: str) -> str:
             f"{prof.attrs.get('velocity_variable')}; {prof.attrs.get('n_dropped_nan')} of "
             f"{prof.attrs.get('n_nodes')} nodes dropped because of NaN."
         )
+
+
+# --------------------------------------------------------------------------- tremor
+
+def spectrogram_summary(spectrograms: str) -> str:
+    """One sentence on the spectrogram stack."""
+    import xarray as xr
+
+    with xr.open_zarr(spectrograms) as ds:
+        return (
+            f"{ds.sizes['window']} windows x {ds.sizes['channel']} channel(s) "
+            f"({', '.join(map(str, ds['channel'].values))}), {int(ds['valid'].sum())} valid, "
+            f"each {ds.sizes['frequency']} frequencies ({float(ds.frequency[0]):g}-"
+            f"{float(ds.frequency[-1]):g} Hz) x {ds.sizes['time']} time bins, from "
+            f"{str(ds.window.values[0])[:16]} to {str(ds.window.values[-1])[:16]}."
+        )
+
+
+def tremor_sections(
+    *, spectrograms: str, skipped: str, figures: Mapping[str, str],
+    kscan_choice: str | None = None, dec_metrics: str | None = None,
+    dec_history: str | None = None,
+) -> list[str]:
+    """Sections of the tremor branch: spectrograms, skipped windows, training, k scan,
+    DEC metrics, t-SNE, clusters over time and per-cluster examples."""
+    kscan_lead = [note(str(_load_json(kscan_choice, "k-scan choice").get("message", "")))
+                  ] if kscan_choice else []
+    parts = [
+        figure_section(SPECTROGRAM_SECTION, figures, [note(spectrogram_summary(spectrograms))]),
+        skipped_section(skipped),
+        figure_section(TRAINING_SECTION, figures),
+        figure_section(KSCAN_SECTION, figures, kscan_lead),
+        dec_section(dec_metrics, dec_history),
+        *(figure_section(spec, figures) for spec in CLUSTER_SECTIONS),
+    ]
+    known = {name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, KSCAN_SECTION,
+                               *CLUSTER_SECTIONS) for name, _ in spec[2]}
+    other = tuple((name, name.replace("_", " ")) for name in figures if name not in known)
+    if other:
+        parts.append(figure_section(("tremor-other", "Tremor: Other figures", other), figures))
+    return parts
+
+
+def figure_section(spec: FigureSection, figures: Mapping[str, str],
+                   lead: Sequence[str] = ()) -> str:
+    """A section of figures (a note in place of each one not given), after ``lead``."""
+    ident, title, shown = spec
+    return section(ident, title, [*lead, *(figure(figures.get(name), name.replace("_", " "),
+                                                  caption) for name, caption in shown)])
+
+
+def skipped_section(skipped: str) -> str:
+    """The windows left out of the spectrogram stack, and why."""
+    frame = pd.read_csv(skipped)
+    if frame.empty:
+        body = [note("No window was skipped: every window had less missing data than "
+                     "tremor.preprocess.max_gap_fraction.")]
+    else:
+        body = [note(f"{len(frame)} window(s) skipped (more missing data than "
+                     "tremor.preprocess.max_gap_fraction):", "warn"), table(frame)]
+    return section("tremor-skipped", "Tremor: Skipped windows", body)
+
+
+def dec_section(metrics: str | None, history: str | None) -> str:
+    """DEC / IDEC metrics: sizes, iterations, final delta-label, ARI against the truth."""
+    parts: list[str] = []
+    if history:
+        frame = pd.read_csv(history)
+        if len(frame) and "delta_label" in frame:
+            parts.append(note(f"Fine-tuning ran {int(frame['iteration'].iloc[-1])} "
+                              f"iterations; final delta-label "
+                              f"{float(frame['delta_label'].iloc[-1]):.4g}."))
+    if metrics:
+        record = _load_json(metrics, "DEC metrics")
+        parts.append(metrics_table(record))
+        if record.get("contingency"):
+            parts += ["<h3>Regimes (rows) against clusters (columns)</h3>",
+                      table(pd.DataFrame(record["contingency"]).T.rename_axis("regime")
+                            .reset_index())]
+    return section("tremor-dec", "Tremor: Deep embedded clustering (DEC / IDEC)", parts or [
+        note("No DEC metrics were given to the report.")])
+
+
+# --------------------------------------------------------------------------- assembly
+
+def write_report(path: str | Path, title: str, sections: Sequence[str], config_yaml: str) -> None:
+    """Assemble the sections, a table of contents and the resolved config into one file."""
+    stamp = f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
+    sections = [*sections, section("config", "Resolved configuration",
+                                   [f"<pre>{html.escape(config_yaml)}</pre>"])]
+    write_text(path, html_page(title, [
+        f"<p class='note'>seiscluster {__version__}, {stamp}</p>", _contents(sections),
+        *sections]))
+
+
+def html_page(title: str, parts: Sequence[str]) -> str:
+    """A standalone HTML page (inline style, no external resource) with a heading."""
+    body = "\n".join([f"<h1>{html.escape(title)}</h1>", *parts])
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+            f"{html.escape(title)}</title><style>{STYLE}</style></head>"
+            f"<body>{body}</body></html>\n")
+
+
+def _contents(sections: Sequence[str]) -> str:
+    """A list of links to the sections (their id and the text of their heading)."""
+    items = re.findall(r"<section id='([^']+)'><h2>(.*?)</h2>", "\n".join(sections))
+    links = "".join(f"<li><a href='#{ident}'>{title}</a></li>" for ident, title in items)
+    return f"<nav><ul>{links}</ul></nav>"
+
+
+def report_stage(
+    *, report: str, config: str, methods: Sequence[str] = (), provenance: str | None = None,
+    **inputs: str,
+) -> None:
+    """The workflow's report stage, from the named inputs of the report rule.
+
+    ``provenance`` (optional): the run's ``provenance.json``. Velocity inputs: ``profiles``,
+    ``elbow_*`` and per clustering method ``<method>_<key>``; tremor inputs:
+    ``spectrograms``, ``skipped``, ``kscan_choice``, ``dec_metrics``, ``dec_history``
+    (optional) and its figures ``figure_<name>``.
+    """
+    config_yaml = Path(config).read_text()
+    cfg = yaml.safe_load(config_yaml) or {}
+    sections = [provenance_section(provenance)]
+    if "profiles" in inputs:
+        sections += velocity_sections(
+            profiles_log=profiles_summary(inputs["profiles"]),
+            elbow_choice=inputs.get("elbow_choice"), elbow_table=inputs.get("elbow_table"),
+            elbow_figure=inputs.get("elbow_figure"),
+            methods={m: {key[len(m) + 1:]: value for key, value in inputs.items()
+                         if key.startswith(f"{m}_")} for m in methods},
+            no_elbow_reason=_no_elbow_reason(cfg, methods))
+    if "spectrograms" in inputs:
+        sections += tremor_sections(
+            spectrograms=inputs["spectrograms"], skipped=inputs["skipped"],
+            figures={key.removeprefix("figure_"): value for key, value in inputs.items()
+                     if key.startswith("figure_")},
+            kscan_choice=inputs.get("kscan_choice"), dec_metrics=inputs.get("dec_metrics"),
+            dec_history=inputs.get("dec_history"))
+    write_report(report, f"seiscluster run '{cfg.get('run', '')}'", sections, config_yaml)
+
+
+def _no_elbow_reason(cfg: Mapping[str, Any], methods: Sequence[str]) -> str:
+    """Why a run has no elbow scan, from its resolved configuration."""
+    if "kmeans" not in methods:
+        return "No elbow scan: k-means is not among velocity.methods."
+    k = ((cfg.get("velocity") or {}).get("kmeans") or {}).get("n_clusters")
+    if k is not None:
+        return f"No elbow scan: the number of clusters is fixed (velocity.kmeans.n_clusters={k})."
+    return "No elbow scan was given to the report."

@@ -1,0 +1,168 @@
+"""The per-run HTML report, built from small real products of both branches."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_products import OVERRIDES, make_products
+
+from seiscluster.config import compose, to_container, to_yaml
+from seiscluster.errors import InputError
+from seiscluster.report import report_stage
+from seiscluster.velocity import stages as velocity
+
+VELOCITY_SECTIONS = ["velocity-profiles", "velocity-elbow", "velocity-kmeans", "velocity-som"]
+TREMOR_SECTIONS = ["tremor-spectrograms", "tremor-skipped", "tremor-training", "tremor-kscan",
+                   "tremor-dec", "tremor-tsne", "tremor-timeline", "tremor-examples"]
+PROVENANCE = {
+    "config": {"run": "products", "seed": 0, "velocity": {"methods": ["kmeans", "som"]}},
+    "versions": {"seiscluster": "0.1.0", "numpy": "2.1.3", "snakemake": "9.3.0"},
+    "seed": 0,
+    "inputs": [{"path": "data/model.nc", "sha256": "ab" * 32, "bytes": 123456}],
+    "started": "2025-01-02T03:04:05Z",
+    "finished": "2025-01-02T03:09:05Z",
+    "host": "node17",
+    "python": "3.11.9",
+    "overrides": ["velocity.kmeans.n_init=2"],
+    "stages": {"velocity_ingest": {"key": "d66e6fe8ad29", "seconds": 1.723},
+               "velocity_profiles": {"key": "2de3897fd16e", "seconds": 1.49}},
+}
+
+
+def sections(page: str) -> dict[str, str]:
+    """Section id -> the section's HTML after its heading."""
+    return dict(re.findall(r"<section id='([^']+)'><h2>.*?</h2>(.*?)</section>", page, re.S))
+
+
+def visible_text(fragment: str) -> str:
+    return re.sub(r"<[^>]+>", " ", fragment).strip()
+
+
+@pytest.fixture(scope="module")
+def products(tmp_path_factory) -> dict[str, str]:
+    return make_products(tmp_path_factory.mktemp("products"))
+
+
+@pytest.fixture(scope="module")
+def page(products, tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("report")
+    (folder / "provenance.json").write_text(json.dumps(PROVENANCE))
+    report_stage(report=str(folder / "report.html"), methods=["kmeans", "som"],
+                 provenance=str(folder / "provenance.json"), **products)
+    return (folder / "report.html").read_text()
+
+
+def test_every_section_is_present_and_has_content(page):
+    found = sections(page)
+    assert list(found) == ["provenance", *VELOCITY_SECTIONS, *TREMOR_SECTIONS, "config"]
+    empty = [ident for ident, body in found.items()
+             if not visible_text(body) and "<img" not in body]
+    assert not empty
+    # the table of contents links every section
+    assert re.findall(r"<a href='#([^']+)'>", page) == list(found)
+
+
+def test_figures_are_embedded_byte_for_byte_and_nothing_is_fetched(page, products):
+    embedded = {base64.b64decode(data) for data in
+                re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)}
+    figures = {Path(path).read_bytes() for key, path in products.items()
+               if path.endswith(".png")}
+    assert len(figures) == 8 and embedded == figures
+    assert not re.search(r"""(src|href)=["'](https?:|//|file:)""", page)
+    assert "<link" not in page and "<script" not in page
+
+
+def test_provenance_is_rendered(page):
+    body = sections(page)["provenance"]
+    for text in ("node17", "3.11.9", "2025-01-02T03:09:05Z", "data/model.nc", "ab" * 32,
+                 "123456", "numpy", "2.1.3", "velocity.methods", "kmeans, som"):
+        assert text in body, text
+    assert "<h3>Versions</h3>" in body and "<h3>Inputs</h3>" in body
+    assert "<li><code>velocity.kmeans.n_init=2</code></li>" in body
+    assert re.search(r"<td>velocity_profiles</td>\s*<td>2de3897fd16e</td>\s*<td>1.49</td>", body)
+
+
+def test_sections_show_their_products(page, products):
+    found = sections(page)
+    choice = json.loads(Path(products["elbow_choice"]).read_text())
+    assert choice["message"] in found["velocity-elbow"]
+    assert "No knee found" not in found["velocity-elbow"]
+    kmeans = json.loads(Path(products["kmeans_metrics"]).read_text())
+    assert f"{kmeans['silhouette']:.4g}" in found["velocity-kmeans"]
+    assert found["velocity-som"].count("<img") == 3
+    skipped = pd.read_csv(products["skipped"])
+    assert len(skipped) >= 1  # the day of the example has a gap
+    assert skipped["window_start"][0] in found["tremor-skipped"]
+    assert found["tremor-spectrograms"].count("<img") == 2
+    assert "No losses figure was given" in found["tremor-training"]
+    assert "run: products" in found["config"]
+
+
+def test_missing_provenance_says_not_recorded(products, tmp_path):
+    inputs = {k: v for k, v in products.items() if not k.startswith(("spectrograms", "skipped",
+                                                                      "figure_"))}
+    report_stage(report=str(tmp_path / "r.html"), methods=["kmeans", "som"], **inputs)
+    found = sections((tmp_path / "r.html").read_text())
+    assert "Provenance not recorded" in found["provenance"]
+    assert not [ident for ident in found if ident.startswith("tremor")]
+
+
+def test_no_knee_is_a_visible_warning(products, tmp_path):
+    cfg = compose([*OVERRIDES, "velocity.elbow.sensitivity=20"])  # S too strict: no knee
+    out = {"table": tmp_path / "elbow.csv", "choice": tmp_path / "choice.json",
+           "figure": tmp_path / "elbow.png"}
+    velocity.elbow(profiles=products["profiles"], **{k: str(v) for k, v in out.items()},
+                   kmeans=to_container(cfg.velocity.kmeans),
+                   elbow=to_container(cfg.velocity.elbow))
+    assert json.loads(out["choice"].read_text())["knee"] is None
+    report_stage(report=str(tmp_path / "r.html"), methods=["kmeans"], config=products["config"],
+                 profiles=products["profiles"], elbow_choice=str(out["choice"]),
+                 elbow_table=str(out["table"]), elbow_figure=str(out["figure"]),
+                 kmeans_metrics=products["kmeans_metrics"])
+    body = sections((tmp_path / "r.html").read_text())["velocity-elbow"]
+    assert "<p class='warn'><strong>No knee found.</strong> kneed found no knee" in body
+
+
+def test_fixed_cluster_count_says_why_there_is_no_elbow(products, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(to_yaml(compose([*OVERRIDES, "velocity.kmeans.n_clusters=4"])))
+    report_stage(report=str(tmp_path / "r.html"), methods=["som"], config=str(config),
+                 profiles=products["profiles"], som_metrics=products["som_metrics"])
+    body = sections((tmp_path / "r.html").read_text())["velocity-elbow"]
+    assert "k-means is not among velocity.methods" in body
+    report_stage(report=str(tmp_path / "r.html"), methods=["kmeans"], config=str(config),
+                 profiles=products["profiles"], kmeans_metrics=products["kmeans_metrics"])
+    body = sections((tmp_path / "r.html").read_text())["velocity-elbow"]
+    assert "velocity.kmeans.n_clusters=4" in body
+
+
+def test_dec_section_shows_metrics_delta_label_and_contingency(products, tmp_path):
+    metrics = {"n_samples": 23, "n_clusters": 2, "cluster_sizes": [15, 8],
+               "dec_iterations": 40, "dec_converged": True, "ari_kmeans_vs_dec": 0.91,
+               "n_with_truth": 23, "ari": 0.8125, "nmi": 0.77,
+               "contingency": {"background": {"1": 14, "2": 1}, "tremor": {"1": 1, "2": 7}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    pd.DataFrame({"iteration": [0, 20, 40], "delta_label": [0.0, 0.087, 0.0434],
+                  "kl_loss": [0.1, 0.05, 0.04]}).to_csv(tmp_path / "history.csv", index=False)
+    inputs = {k: v for k, v in products.items() if not k.startswith(("profiles", "elbow",
+                                                                      "kmeans", "som"))}
+    report_stage(report=str(tmp_path / "r.html"), dec_metrics=str(tmp_path / "metrics.json"),
+                 dec_history=str(tmp_path / "history.csv"), **inputs)
+    body = sections((tmp_path / "r.html").read_text())["tremor-dec"]
+    assert "ran 40 iterations; final delta-label 0.0434" in body
+    assert "0.8125" in body and "15, 8" in body
+    assert re.search(r"<td>background</td>\s*<td>14</td>\s*<td>1</td>", body)
+
+
+def test_bad_provenance_is_an_input_error(products, tmp_path):
+    bad = tmp_path / "provenance.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"provenance\.json must hold a JSON object"):
+        report_stage(report=str(tmp_path / "r.html"), config=products["config"],
+                     provenance=str(bad))
+    assert not (tmp_path / "r.html").exists()
