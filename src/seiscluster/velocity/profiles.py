@@ -50,11 +50,11 @@ def extract_profiles(
     _check_spacing(spacing)
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise InputError(f"compute.profiles_chunk must be a whole number >= 1, got {chunk_size}.")
-    grid = model.isel(depth=keep, latitude=slice(None, None, spacing),
-                      longitude=slice(None, None, spacing))
+    grid = model.isel(depth=slice(keep[0], keep[-1] + 1),  # zrange: a contiguous range
+                      latitude=slice(None, None, spacing), longitude=slice(None, None, spacing))
     n_lat, n_lon = grid.sizes["latitude"], grid.sizes["longitude"]
     rows = max(1, int(chunk_size) // n_lon)
-    values = _row_chunks(grid[name].transpose("latitude", "longitude", "depth"), rows)
+    values = _row_chunks(grid[name], rows, ("latitude", "longitude", "depth"))
     finite = da.isfinite(values).all(axis=2).compute()
     if not finite.any():
         raise InputError(
@@ -110,10 +110,13 @@ def extract_profiles(
     return ds
 
 
-def _row_chunks(var: xr.DataArray, rows: int) -> da.Array:
-    """The variable as a dask array in chunks of ``rows`` latitude rows (other dims whole);
-    a lazily opened variable is read chunk by chunk."""
-    return var.chunk({dim: rows if dim == "latitude" else -1 for dim in var.dims}).data
+def _row_chunks(var: xr.DataArray, rows: int, dims: Sequence[str] = ("latitude", "longitude")
+                ) -> da.Array:
+    """The variable as a dask array in chunks of ``rows`` latitude rows (other dims whole),
+    dims in the given order. A lazily opened variable is read chunk by chunk: it is chunked
+    before it is transposed (a lazy transpose would make every chunk read the whole array)."""
+    chunked = var.chunk({dim: rows if dim == "latitude" else -1 for dim in var.dims})
+    return chunked.transpose(*dims).data
 
 
 def _stack(parts: list[Any], counts: list[int], dtype: Any, width: int | None = None
