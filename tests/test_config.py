@@ -42,6 +42,16 @@ def test_experiment_and_data_presets(shared_data):
     assert cfg.run == "cascadia"
 
 
+def test_compute_groups():
+    cfg = compose()
+    assert (cfg.compute.scheduler.value, cfg.compute.address, cfg.compute.n_workers) == (
+        "threads", None, None)
+    assert compose(["compute=processes"]).compute.scheduler.value == "processes"
+    remote = compose(["compute=distributed", "compute.address=tcp://head:8786"]).compute
+    assert (remote.scheduler.value, remote.address) == ("distributed", "tcp://head:8786")
+    assert remote.profiles_chunk == cfg.compute.profiles_chunk  # the local defaults
+
+
 def test_resolved_config_is_plain_yaml():
     text = to_yaml(compose())
     assert "${" not in text
@@ -78,6 +88,13 @@ def test_config_is_read_only():
         ("data=nosuchpreset", "data/nosuchpreset"),
         ("velocity.kmeans.n_clusters==", "Invalid configuration override"),
         ("run=a/b", "run must be a folder name"),
+        ("compute=distributed", "compute.address must give the dask scheduler"),
+        ("compute=nosuchgroup", "compute/nosuchgroup"),
+        ("compute.scheduler=gpu", "compute.scheduler"),
+        ("compute.address=tcp://head:8786", "compute.address"),
+        ("compute.n_workers=0", "compute.n_workers"),
+        ("compute.profiles_chunk=0", "compute.profiles_chunk"),
+        ("compute.spectrogram_block_days=-1", "compute.spectrogram_block_days"),
     ],
 )
 def test_bad_configuration_names_the_key(override, fragment):

@@ -121,6 +121,13 @@ class Accelerator(str, Enum):
     gpu = "gpu"
 
 
+class Scheduler(str, Enum):
+    threads = "threads"
+    processes = "processes"
+    synchronous = "synchronous"
+    distributed = "distributed"
+
+
 #: Normalisations of the spectrograms ("global" is a Python keyword, so no Enum).
 NORMALISATIONS = ("global", "per_window", "none")
 
@@ -381,6 +388,20 @@ class TrainerConfig:
 
 
 @dataclass
+class ComputeConfig:
+    """Where a stage's dask tasks run and how big they are (``conf/compute/``).
+
+    The scheduler never changes a result; the chunk sizes bound a task's memory.
+    """
+
+    scheduler: Scheduler = Scheduler.threads
+    address: str | None = None
+    n_workers: int | None = None
+    profiles_chunk: int = 50_000
+    spectrogram_block_days: int = 1
+
+
+@dataclass
 class Config:
     run: str = "default"
     seed: int = 0
@@ -389,6 +410,7 @@ class Config:
     velocity: VelocityConfig = field(default_factory=VelocityConfig)
     tremor: TremorConfig = field(default_factory=TremorConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
@@ -465,6 +487,38 @@ def _check_values(cfg: DictConfig) -> None:
     )
     _check_data(cfg.data.velocity)
     _check_velocity(cfg.velocity)
+    check_compute(cfg.compute)
+
+
+def check_compute(compute: Any) -> None:
+    """Check a ``compute`` section (config node or plain mapping); InputError naming the key."""
+    scheduler = getattr(compute["scheduler"], "value", compute["scheduler"])
+    _require(
+        scheduler in Scheduler.__members__,
+        f"compute.scheduler must be one of {', '.join(Scheduler.__members__)}, "
+        f"got {scheduler!r}.",
+    )
+    address = compute["address"]
+    if scheduler == "distributed":
+        _require(
+            isinstance(address, str) and bool(address.strip()),
+            "compute.address must give the dask scheduler to connect to (e.g. "
+            "tcp://head-node:8786) when compute.scheduler is distributed, got null.",
+        )
+    else:
+        _require(
+            address is None,
+            f"compute.address ({address!r}) is only used by compute.scheduler=distributed; "
+            f"set it to null for the {scheduler} scheduler.",
+        )
+    for key in ("n_workers", "profiles_chunk", "spectrogram_block_days"):
+        value = compute[key]
+        if value is None and key == "n_workers":
+            continue
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            f"compute.{key} must be a whole number >= 1, got {value!r}.",
+        )
 
 
 def _check_data(data: DictConfig) -> None:

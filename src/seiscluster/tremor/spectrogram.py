@@ -22,10 +22,12 @@ Gap policy (nothing becomes zeros):
   with no complete frame is skipped (reason ``no_complete_frame``), as is one whose power is
   identically zero (``flat_data``, e.g. a dead channel).
 
-Long archives: the windows are cut into blocks of one day (``DAY`` s of window starts); each
-block reads its data plus a margin on either side (:func:`~.waveforms.pad_seconds`),
-preprocesses it and writes its log power into a temporary Zarr store, in parallel over
-blocks with dask threads. Only per-window statistics stay in memory; the normalisation is
+Long archives: the windows are cut into blocks of ``compute.spectrogram_block_days`` days
+(of window starts); one dask task per block and channel reads its data plus a margin on
+either side (:func:`~.waveforms.pad_seconds`), preprocesses it and writes its log power into
+its own chunk of a temporary Zarr store, on the scheduler of the ``compute`` config group
+(:mod:`seiscluster.compute`). Only per-window statistics stay in memory, so the memory of a
+task is bounded by the block length, not by the length of the records; the normalisation is
 then applied lazily (dask) while the final store is written, and the temporary one removed.
 """
 
@@ -53,8 +55,8 @@ import zarr
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
 from scipy import signal
-from threadpoolctl import threadpool_limits
 
+from seiscluster.compute import compute_settings, dask_scheduler
 from seiscluster.config import SpectrogramConfig
 from seiscluster.errors import InputError
 from seiscluster.tremor.waveforms import (
@@ -491,7 +493,7 @@ def apply_normalisation(
 
 @dataclass
 class Block:
-    """Per-window results of one block (all channels) kept in memory."""
+    """Per-window results kept in memory: (windows, channels) arrays, one column per task."""
 
     missing: np.ndarray  # (n, C)
     interpolated: np.ndarray  # (n, C)
@@ -513,26 +515,24 @@ class Job:
     inventory: Any = None
 
 
-def spectrogram_block(job: Job, starts_ns: np.ndarray) -> tuple[np.ndarray, Block]:
-    """Read, preprocess and compute one block of windows, all channels: (log power, stats)."""
+def channel_block(job: Job, starts_ns: np.ndarray, channel: str) -> Windows:
+    """Read, preprocess and compute one block of windows of one channel."""
     s = job.settings
-    t0 = int(starts_ns[0]) - job.pad_ns
-    t1 = int(starts_ns[-1]) + s.length_ns + job.pad_ns
-    stream = job.source.read(t0, t1)
-    shape = (starts_ns.size, len(job.channels))
-    out = np.full((*shape, s.n_freq, s.n_time), np.nan, dtype=np.float32)
-    missing, interp, mean, m2 = (np.full(shape, np.nan) for _ in range(4))
-    reason = np.zeros(shape, dtype=np.int8)
-    for c, ch in enumerate(job.channels):
-        segments = preprocess_stream(stream, ch, job.prep, job.pad_ns / NS, s.nperseg,
-                                     job.inventory)
-        res = compute_windows(segments, starts_ns, job.plans[ch], job.prep.max_gap_fraction)
-        out[:, c] = res.log_power
-        missing[:, c], interp[:, c], reason[:, c] = (res.missing_fraction,
-                                                      res.interpolated_fraction, res.reason)
-        mean[:, c], m2[:, c] = res.mean, res.m2
+    stream = job.source.read(int(starts_ns[0]) - job.pad_ns,
+                             int(starts_ns[-1]) + s.length_ns + job.pad_ns)
+    segments = preprocess_stream(stream, channel, job.prep, job.pad_ns / NS, s.nperseg,
+                                 job.inventory)
     del stream
-    return out, Block(missing, interp, reason, mean, m2)
+    return compute_windows(segments, starts_ns, job.plans[channel], job.prep.max_gap_fraction)
+
+
+def _block_task(job: Job, raw: str, first: int, starts_ns: np.ndarray, c: int) -> Block:
+    """One task: the block of windows ``first, first + 1, ...`` of channel ``c``; writes its
+    log power into its own chunk of the raw Zarr array and returns its statistics."""
+    res = channel_block(job, starts_ns, job.channels[c])
+    zarr.open_array(raw, mode="r+")[first:first + starts_ns.size, c] = res.log_power
+    return Block(*(v[:, None] for v in (res.missing_fraction, res.interpolated_fraction,
+                                         res.reason, res.mean, res.m2)))
 
 
 def prepare_job(source: Source, prep: Preprocess, settings: SpectrogramSettings,
@@ -552,11 +552,14 @@ def prepare_job(source: Source, prep: Preprocess, settings: SpectrogramSettings,
 def build_store(
     source: Source, prep: Preprocess, settings: SpectrogramSettings, store: str | Path, *,
     threads: int = 1, inventory: Any = None, config: Mapping[str, Any] | None = None,
+    compute: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Compute every window's spectrogram and write the Zarr store atomically.
 
-    Returns the skipped windows (``SKIPPED_COLUMNS``). Raises InputError (and writes nothing)
-    when no window at all can be computed.
+    One dask task per block of ``compute.spectrogram_block_days`` days and channel, on the
+    ``compute`` section's scheduler (default: ``threads`` local threads). Returns the
+    skipped windows (``SKIPPED_COLUMNS``). Raises InputError (and writes nothing) when no
+    window at all can be computed.
     """
     job = prepare_job(source, prep, settings, inventory)
     # windows start before the last sample (a window holding only it is no window)
@@ -565,42 +568,39 @@ def build_store(
     if starts.size == 0:
         raise InputError(f"{SKEY}.window_length: no window fits the data span "
                          f"{utc(source.start_ns)} - {utc(source.end_ns)}.")
-    per_block = max(1, round(DAY / settings.window_step))
-    blocks = [starts[i:i + per_block] for i in range(0, starts.size, per_block)]
+    cfg = compute_settings(compute)
+    per_block = max(1, round(cfg.spectrogram_block_days * DAY / settings.window_step))
+    firsts = range(0, starts.size, per_block)
     C = len(job.channels)
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
     raw_dir = Path(tempfile.mkdtemp(prefix=f".{store.name}.raw-", dir=store.parent))
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{store.name}.tmp-", dir=store.parent))
     try:
+        raw_path = str(raw_dir / "logpower")
         raw = zarr.open_array(
-            str(raw_dir / "logpower"), mode="w", zarr_format=2, dtype="float32",
+            raw_path, mode="w", zarr_format=2, dtype="float32",
             shape=(starts.size, C, settings.n_freq, settings.n_time),
-            chunks=(per_block, C, settings.n_freq, settings.n_time), fill_value=np.nan)
-        log.info("%d windows of %s on %d channel(s) (%s), %d block(s), %d thread(s)",
+            chunks=(per_block, 1, settings.n_freq, settings.n_time), fill_value=np.nan)
+        log.info("%d windows of %s on %d channel(s) (%s), %d block(s) of %d window(s)",
                  starts.size, _duration(settings.window_length), C, ", ".join(job.channels),
-                 len(blocks), threads)
-
-        def run(i: int, block: np.ndarray) -> Block:
-            values, stats = spectrogram_block(job, block)
-            raw[i * per_block:i * per_block + block.size] = values
-            log.info("block %d/%d (%s): %d of %d window-channels valid", i + 1, len(blocks),
-                     utc(int(block[0])).date, int((stats.reason == 0).sum()), stats.reason.size)
-            return stats
-
-        tasks = [dask.delayed(run)(i, b) for i, b in enumerate(blocks)]
-        with threadpool_limits(1):  # parallel over blocks, not inside BLAS
-            results = dask.compute(*tasks, scheduler="threads",
-                                   num_workers=max(1, int(threads)))
-        stats = Block(*(np.concatenate([getattr(r, f) for r in results])
-                        for f in Block.__dataclass_fields__))
-        keep, skipped = _select_windows(stats, starts, job)
-        if not keep.any():
-            raise InputError(f"{SKEY}: no window could be computed: every window of "
-                             f"{', '.join(job.channels)} was skipped (see the reasons: "
-                             f"{_reason_summary(skipped)}).")
-        ds = _dataset(da.from_zarr(raw), stats, starts, keep, job, per_block, config)
-        with dask.config.set(scheduler="threads", num_workers=max(1, int(threads))):
+                 len(firsts), per_block)
+        with dask_scheduler(cfg, threads) as session:
+            shared = session.share(job)
+            results = dask.compute(*(
+                [dask.delayed(_block_task)(shared, raw_path, i, starts[i:i + per_block], c)
+                 for c in range(C)]
+                for i in firsts))
+            stats = Block(*(np.concatenate([np.concatenate([getattr(r, f) for r in row], axis=1)
+                                            for row in results])
+                            for f in Block.__dataclass_fields__))
+            _log_blocks(stats, starts, per_block)
+            keep, skipped = _select_windows(stats, starts, job)
+            if not keep.any():
+                raise InputError(f"{SKEY}: no window could be computed: every window of "
+                                 f"{', '.join(job.channels)} was skipped (see the reasons: "
+                                 f"{_reason_summary(skipped)}).")
+            ds = _dataset(da.from_zarr(raw), stats, starts, keep, job, per_block, config)
             ds.to_zarr(str(tmp_dir / "store.zarr"), mode="w", zarr_format=2,
                        consolidated=True)
         if store.exists():
@@ -612,6 +612,15 @@ def build_store(
     log.info("wrote %s: %d windows kept, %d window-channel(s) skipped", store,
              int(keep.sum()), len(skipped))
     return skipped
+
+
+def _log_blocks(stats: Block, starts: np.ndarray, per_block: int) -> None:
+    """One log line per block: its first day and how many window-channels are valid."""
+    n = math.ceil(starts.size / per_block)
+    for b, i in enumerate(range(0, starts.size, per_block)):
+        reason = stats.reason[i:i + per_block]
+        log.info("block %d/%d (%s): %d of %d window-channels valid", b + 1, n,
+                 utc(int(starts[i])).date, int((reason == 0).sum()), reason.size)
 
 
 def _select_windows(stats: Block, starts: np.ndarray, job: Job) \

@@ -78,8 +78,10 @@ def spectrograms(
     *, spectrograms: str, skipped: str, waveforms: Mapping[str, Any],
     preprocess: Mapping[str, Any], spectrogram: Mapping[str, Any],
     files: Sequence[str] | None = None, threads: int = 1,
+    compute: Mapping[str, Any] | None = None,
 ) -> None:
-    """Ingest the waveforms and write the spectrogram stack (Zarr) and skipped_windows.csv."""
+    """Ingest the waveforms and write the spectrogram stack (Zarr) and skipped_windows.csv;
+    one dask task per block of days and channel on the ``compute`` section's scheduler."""
     if isinstance(files, str):
         files = [files]
     prep, settings = check_config(waveforms, preprocess, spectrogram, files)
@@ -91,7 +93,7 @@ def spectrograms(
     inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
     config = {"waveforms": dict(waveforms)}
     table = spec.build_store(source, prep, settings, spectrograms, threads=threads,
-                             inventory=inventory, config=config)
+                             inventory=inventory, config=config, compute=compute)
     with atomic_path(skipped) as tmp:
         table.to_csv(tmp, index=False)
     for row in table.itertuples():

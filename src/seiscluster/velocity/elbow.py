@@ -5,7 +5,8 @@ seisgo's ``vpcluster_evaluate_kmean`` fits ``TimeSeriesKMeans`` for every k in `
 distortion (``inertia_``) curve and takes the knee that ``kneed.KneeLocator`` finds on the
 convex decreasing curve; it crashes with ``IndexError`` when kneed finds none.
 :func:`elbow_scan` fits each k with :class:`ProfileKMeans` (identical distortions, much
-faster, ``n_init`` restarts), in parallel over k, adds the silhouette and Calinski-Harabasz
+faster, ``n_init`` restarts), one dask task per k on the scheduler of the ``compute``
+config group (:mod:`seiscluster.compute`), adds the silhouette and Calinski-Harabasz
 scores, and when kneed finds no knee chooses k by a documented fallback rule and says so.
 """
 
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import effective_n_jobs
 from kneed import KneeLocator
 from scipy.sparse import csr_matrix
 from sklearn.metrics.pairwise import euclidean_distances
@@ -28,6 +30,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 from tslearn.metrics import cdist_dtw, cdist_soft_dtw_normalized
 
+from seiscluster.compute import dask_scheduler
 from seiscluster.errors import InputError
 from seiscluster.velocity.kmeans import ProfileKMeans, check_profiles
 
@@ -257,6 +260,11 @@ def _choose(table: pd.DataFrame, knee: int | None, fallback: str) -> tuple[int, 
     )
 
 
+def _fit(X: np.ndarray, k: int, params: dict[str, Any]) -> ProfileKMeans:
+    """One task of the scan: k-means with k clusters (pure: same inputs, same model)."""
+    return ProfileKMeans(n_clusters=k, **params).fit(X)
+
+
 def elbow_scan(
     X: Any,
     nrange: Sequence[int] | None = None,
@@ -274,19 +282,21 @@ def elbow_scan(
     fallback: str = "silhouette",
     silhouette_sample_size: int = 2000,
     n_jobs: int | None = 1,
+    compute: Mapping[str, Any] | None = None,
 ) -> ElbowResult:
     """Distortion curve over ``nrange`` (default 2..20), its knee, and the chosen k.
 
     Every k is fitted like seisgo's loop (same ``random_state`` for every k), with
-    :class:`ProfileKMeans` and ``n_init`` starts; the k values run in ``n_jobs`` threads
-    with one BLAS/OpenMP thread each. The silhouette is computed on a subsample of
+    :class:`ProfileKMeans` and ``n_init`` starts, as one dask task per k with one BLAS/OpenMP
+    thread, on the scheduler of the ``compute`` section (default: ``n_jobs`` local threads; see
+    :func:`seiscluster.compute.dask_scheduler`). The silhouette is computed on a subsample of
     ``silhouette_sample_size`` profiles (all when fewer; drawn with ``random_state``) in the
     clustering metric, as tslearn's ``silhouette_score`` does: Euclidean, DTW (with
-    ``metric_params``) or normalised soft-DTW; DTW matrices are costly, so lower the sample
-    size for dtw/softdtw. Calinski-Harabasz is Euclidean by definition (scikit-learn) and
-    uses all profiles. When kneed finds no knee, the ``fallback`` rule picks the k that
-    maximises the silhouette, the Calinski-Harabasz score or the second difference of the
-    analysed distortion curve, or takes the smallest (``k_min``) or largest (``k_max``) k.
+    ``metric_params``) or normalised soft-DTW; DTW matrices are costly, so lower the sample size
+    for dtw/softdtw. Calinski-Harabasz is Euclidean by definition (scikit-learn) and uses all
+    profiles. When kneed finds no knee, the ``fallback`` rule picks the k that maximises the
+    silhouette, the Calinski-Harabasz score or the second difference of the analysed distortion
+    curve, or takes the smallest (``k_min``) or largest (``k_max``) k.
     """
     X = check_profiles(X)
     ks = _check_nrange(nrange, X.shape[0])
@@ -297,10 +307,9 @@ def elbow_scan(
         max_iter_barycenter=max_iter_barycenter, metric_params=metric_params,
         random_state=random_state, n_jobs=1,
     )
-    with threadpool_limits(limits=1):  # the threads over k are the parallelism
-        models = Parallel(n_jobs=n_threads, prefer="threads")(
-            delayed(ProfileKMeans(n_clusters=k, **params).fit)(X) for k in reversed(ks)
-        )[::-1]  # largest k (slowest fits) dispatched first: the threads end together
+    with dask_scheduler(compute, n_threads) as session:
+        shared = session.share(X)
+        models = dask.compute(*(dask.delayed(_fit)(shared, k, params) for k in ks))
     distortion = np.array([model.inertia_ for model in models])
     with threadpool_limits(limits=n_threads):
         silhouette, calinski_harabasz = _quality(

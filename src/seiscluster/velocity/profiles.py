@@ -11,7 +11,10 @@ outer, longitude inner), which matters because k-means++ seeding draws profile i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -19,6 +22,8 @@ from seiscluster.errors import InputError
 
 #: Per-profile coordinates written next to ``velocity(profile, depth)``.
 PROFILE_COORDS = ("latitude", "longitude", "lat_index", "lon_index")
+#: Model nodes per extraction task (``compute.profiles_chunk``).
+DEFAULT_CHUNK = 50_000
 
 
 def extract_profiles(
@@ -26,24 +31,31 @@ def extract_profiles(
     zrange: Sequence[float] | None = None,
     spacing: int = 1,
     dz: float | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
 ) -> xr.Dataset:
     """Profiles ``velocity(profile, depth)`` of a model, subsampled and interpolated.
 
     ``model`` follows the model contract of :mod:`seiscluster.velocity.io` (dims depth,
-    latitude, longitude; attribute ``velocity_variable``). Only the selected depths and the
-    strided nodes are read, so a lazily opened model is never loaded whole.
+    latitude, longitude; attribute ``velocity_variable``). The work is split into dask tasks
+    of whole latitude rows of about ``chunk_size`` nodes (``compute.profiles_chunk``): a
+    first pass finds the nodes free of NaN (one byte per node is kept), then the result is
+    returned lazily, one chunk of profiles per task, so that writing it
+    (:func:`seiscluster.fileio.write_netcdf`) never holds more than a few chunks, and a
+    lazily opened model is only read chunk by chunk. Both passes run on dask's current
+    scheduler (:func:`seiscluster.compute.dask_scheduler`).
     """
     name = model.attrs.get("velocity_variable") or next(iter(model.data_vars))
     depth = model["depth"].values
     keep = _depth_selection(depth, zrange)
     _check_spacing(spacing)
-    grid = model.isel(depth=keep, latitude=slice(None, None, spacing),
-                      longitude=slice(None, None, spacing))
-    values = np.asarray(grid[name].transpose("latitude", "longitude", "depth").values,
-                        dtype=np.float64)
-    n_lat, n_lon, n_depth = values.shape
-    flat = values.reshape(n_lat * n_lon, n_depth)
-    finite = np.isfinite(flat).all(axis=1)
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise InputError(f"compute.profiles_chunk must be a whole number >= 1, got {chunk_size}.")
+    grid = model.isel(depth=slice(keep[0], keep[-1] + 1),  # zrange: a contiguous range
+                      latitude=slice(None, None, spacing), longitude=slice(None, None, spacing))
+    n_lat, n_lon = grid.sizes["latitude"], grid.sizes["longitude"]
+    rows = max(1, int(chunk_size) // n_lon)
+    values = _row_chunks(grid[name], rows, ("latitude", "longitude", "depth"))
+    finite = da.isfinite(values).all(axis=2).compute()
     if not finite.any():
         raise InputError(
             f"No profile of {model.attrs.get('source_file', 'the model')} is free of NaN in "
@@ -51,21 +63,29 @@ def extract_profiles(
             "velocity.profiles.zrange and the model's coverage."
         )
     kept_depth = depth[keep]
-    profiles = flat[finite]
-    new_depth = kept_depth
-    if dz is not None:
-        new_depth = resample_depths(kept_depth, dz)
-        profiles = interpolate_profiles(profiles, kept_depth, new_depth)
-    node = np.flatnonzero(finite)
-    lat_index, lon_index = np.divmod(node, n_lon)
+    new_depth = None if dz is None else resample_depths(kept_depth, dz)
+    masks = [finite[a:a + rows] for a in range(0, n_lat, rows)]
+    counts = [int(m.sum()) for m in masks]
+    nodes = [dask.delayed(_nodes)(m, a) for m, a in zip(masks, range(0, n_lat, rows),
+                                                         strict=True)]
+    lat_index = _stack([node[0] for node in nodes], counts, np.int64)
+    lon_index = _stack([node[1] for node in nodes], counts, np.int64)
+    velocity = _stack(
+        [dask.delayed(_block_profiles)(slab, m, kept_depth, new_depth)
+         for slab, m in zip(values.to_delayed().ravel(), masks, strict=True)],
+        counts, np.float64, (kept_depth if new_depth is None else new_depth).size)
     lat = grid["latitude"].values
     lon = grid["longitude"].values
+    n_profiles = sum(counts)
     ds = xr.Dataset(
-        {"velocity": (("profile", "depth"), profiles, dict(model[name].attrs))},
+        {"velocity": (("profile", "depth"), velocity, dict(model[name].attrs))},
         coords={
-            "depth": ("depth", new_depth, dict(model["depth"].attrs)),
-            "latitude": ("profile", lat[lat_index], dict(model["latitude"].attrs)),
-            "longitude": ("profile", lon[lon_index], dict(model["longitude"].attrs)),
+            "depth": ("depth", kept_depth if new_depth is None else new_depth,
+                      dict(model["depth"].attrs)),
+            "latitude": ("profile", lat_index.map_blocks(lat.take, dtype=lat.dtype),
+                         dict(model["latitude"].attrs)),
+            "longitude": ("profile", lon_index.map_blocks(lon.take, dtype=lon.dtype),
+                          dict(model["longitude"].attrs)),
             "lat_index": ("profile", lat_index, {"long_name": "index into grid_latitude"}),
             "lon_index": ("profile", lon_index, {"long_name": "index into grid_longitude"}),
             "grid_latitude": ("grid_latitude", lat, dict(model["latitude"].attrs)),
@@ -78,15 +98,55 @@ def extract_profiles(
             "spacing": int(spacing),
             "dz": float(dz) if dz is not None else "none",
             "n_nodes": int(n_lat * n_lon),
-            "n_dropped_nan": int(n_lat * n_lon - node.size),
+            "n_dropped_nan": int(n_lat * n_lon - n_profiles),
         },
     )
     if "province" in model:
-        truth = np.asarray(model["province"].isel(latitude=slice(None, None, spacing),
-                                                  longitude=slice(None, None, spacing)).values)
-        ds = ds.assign_coords(province=("profile", truth.reshape(-1)[node],
-                                        dict(model["province"].attrs)))
+        slabs = _row_chunks(grid["province"], rows).to_delayed().ravel()
+        province = _stack([dask.delayed(_select)(slab, m) for slab, m in zip(slabs, masks,
+                                                                               strict=True)],
+                          counts, grid["province"].dtype)
+        ds = ds.assign_coords(province=("profile", province, dict(model["province"].attrs)))
     return ds
+
+
+def _row_chunks(var: xr.DataArray, rows: int, dims: Sequence[str] = ("latitude", "longitude")
+                ) -> da.Array:
+    """The variable as a dask array in chunks of ``rows`` latitude rows (other dims whole),
+    dims in the given order. A lazily opened variable is read chunk by chunk: it is chunked
+    before it is transposed (a lazy transpose would make every chunk read the whole array)."""
+    chunked = var.chunk({dim: rows if dim == "latitude" else -1 for dim in var.dims})
+    return chunked.transpose(*dims).data
+
+
+def _stack(parts: list[Any], counts: list[int], dtype: Any, width: int | None = None
+           ) -> da.Array:
+    """One dask array from one delayed part per row chunk, part i holding ``counts[i]``
+    profiles (of ``width`` values each, or one value)."""
+    return da.concatenate([
+        da.from_delayed(part, shape=(n,) if width is None else (n, width), dtype=dtype)
+        for part, n in zip(parts, counts, strict=True)
+    ])
+
+
+def _nodes(mask: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude grid indices of the kept nodes of the row chunk starting at
+    row ``row0``, in seisgo's order (latitude outer, longitude inner)."""
+    i, j = np.nonzero(mask)
+    return i.astype(np.int64) + row0, j.astype(np.int64)
+
+
+def _select(slab: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The kept nodes' values of a per-node variable's row chunk."""
+    return np.asarray(slab)[mask]
+
+
+def _block_profiles(slab: np.ndarray, mask: np.ndarray, depth: np.ndarray,
+                    new_depth: np.ndarray | None) -> np.ndarray:
+    """Float64 profiles of the kept nodes of a row chunk ``(rows, lon, depth)``, resampled
+    onto ``new_depth`` unless it is None."""
+    profiles = np.asarray(slab, dtype=np.float64)[mask]
+    return profiles if new_depth is None else interpolate_profiles(profiles, depth, new_depth)
 
 
 def resample_depths(depth: np.ndarray, dz: float) -> np.ndarray:

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 
+from seiscluster.compute import dask_scheduler
 from seiscluster.config import check_metric_params
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
 from seiscluster.plots import velocity as plots
@@ -56,27 +57,32 @@ def ingest(
 
 def profiles(
     *, model: str, profiles: str, zrange: Sequence[float] | None = None, spacing: int = 1,
-    dz: float | None = None,
+    dz: float | None = None, compute: Mapping[str, Any] | None = None, threads: int = 1,
 ) -> None:
-    """Subsample and interpolate the model's depth profiles (``profiles.nc``)."""
-    with xr.open_dataset(model, chunks={}) as ds:
-        prof = extract_profiles(ds, zrange=zrange, spacing=spacing, dz=dz)
-    log.info(
-        "%d profiles of %d depths (%d of %d nodes dropped for NaN)",
-        prof.sizes["profile"], prof.sizes["depth"], prof.attrs["n_dropped_nan"],
-        prof.attrs["n_nodes"],
-    )
-    write_netcdf(prof, profiles)
+    """Subsample and interpolate the model's depth profiles (``profiles.nc``), chunk by
+    chunk on the ``compute`` section's scheduler (memory bounded by the chunk size)."""
+    with dask_scheduler(compute, threads) as session, xr.open_dataset(model) as ds:
+        prof = extract_profiles(ds, zrange=zrange, spacing=spacing, dz=dz,
+                                chunk_size=session.settings.profiles_chunk)
+        log.info(
+            "%d profiles of %d depths (%d of %d nodes dropped for NaN), %d chunk(s)",
+            prof.sizes["profile"], prof.sizes["depth"], prof.attrs["n_dropped_nan"],
+            prof.attrs["n_nodes"], len(prof["velocity"].chunks[0]),
+        )
+        write_netcdf(prof, profiles)
 
 
 def elbow(
     *, profiles: str, table: str, choice: str, figure: str, kmeans: Mapping[str, Any],
     elbow: Mapping[str, Any], dpi: int = 120, threads: int = 1,
+    compute: Mapping[str, Any] | None = None,
 ) -> None:
-    """Elbow scan over ``nrange``: table (CSV), choice (JSON) and figure."""
+    """Elbow scan over ``nrange`` (one dask task per k on the ``compute`` section's
+    scheduler): table (CSV), choice (JSON) and figure."""
     X = _load_profiles(profiles)[1]
     start = time.perf_counter()
-    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **dict(elbow), n_jobs=threads)
+    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **dict(elbow), n_jobs=threads,
+                        compute=compute)
     seconds = time.perf_counter() - start
     (log.warning if result.fallback_used else log.info)(result.message)
     with atomic_path(table) as tmp:
