@@ -298,7 +298,7 @@ def test_interrupted_training_finishes_on_rerun_without_redoing_stages(tmp_path)
                           stderr=subprocess.DEVNULL, start_new_session=True) as proc:
         try:
             _wait_for(stages, "tremor_pretrain/*/checkpoints/last.ckpt", proc)
-            os.kill(proc.pid, signal.SIGTERM)  # kill snakemake during the training
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C during the training
             proc.wait(timeout=300)
         finally:
             if proc.poll() is None:
