@@ -148,4 +148,4 @@ def test_dry_run_of_a_velocity_sweep_shares_the_stages_that_agree(tmp_path):
         "velocity_som_figures": 2}
     text = proc.stdout
     assert "results/sweeps/v/summary.csv" in text and "results/sweeps/v/index.html" in text
-    assert "results/v+metric=dtw,spacing=2/report.html" in text
+    assert "results/v+metric=dtw+spacing=2/report.html" in text

@@ -4,7 +4,7 @@
 is parsed with Hydra's own override grammar (comma lists, ``range(...)``, ``choice(...)``,
 ``glob(...)`` over config-group options) and expanded into the cartesian product of runs,
 as Hydra's basic sweeper does. Each run gets a readable, stable name derived from its swept
-values (``default+metric=dtw,spacing=2``) and its own results folder ``results/<name>/``.
+values (``default+metric=dtw+spacing=2``) and its own results folder ``results/<name>/``.
 Every run's configuration is composed and validated before any job is scheduled.
 """
 
@@ -133,7 +133,7 @@ def expand(overrides: Sequence[str], axes: Sequence[tuple[str, list[str]]],
     runs = []
     for values in itertools.product(*(vals for _, vals in axes)):
         pairs = list(zip(keys, values, strict=True))
-        label = ",".join(f"{lab}={_safe(v)}" for lab, v in zip(labels, values, strict=True))
+        label = "+".join(f"{lab}={_safe(v)}" for lab, v in zip(labels, values, strict=True))
         runs.append(Run(name=f"{base}+{label}" if label else base,
                         overrides=(*overrides, *(f"{k}={v}" for k, v in pairs)),
                         swept={k.lstrip("+~"): _typed(v) for k, v in pairs}))
@@ -168,13 +168,18 @@ def plan(
         check_name(base.run)
         return Plan(runs=(Run(name=base.run, overrides=tuple(fixed)),),
                     configs={base.run: base})
+    check_name(base.run)
     runs = expand(fixed, axes, base.run)
     configs = {r.name: compose([*r.overrides, f"run='{r.name}'"], conf_dir) for r in runs}
     return Plan(runs=tuple(runs), configs=configs, sweep_name=base.run)
 
 
 def check_name(name: str) -> None:
-    """InputError when a run name would clash with the results folder's own folders."""
+    """InputError when a run name would clash with the results folder's own folders or
+    could not reach a job (Snakemake splits job wildcards at commas)."""
+    if "," in name:
+        raise InputError(f"run must not contain ',' (Snakemake passes run names to jobs in "
+                         f"comma-separated lists), got {name!r}.")
     if name in RESERVED_NAMES:
         raise InputError(f"run must not be {name!r}: results/{name}/ holds "
                          f"{'the keyed stage outputs' if name == 'stages' else 'sweep summaries'}.")
@@ -194,7 +199,7 @@ def _check_keys(keys: Sequence[str]) -> None:
 
 
 def _safe(value: str) -> str:
-    """A value as part of a folder name: brackets, quotes, spaces and commas become '_'."""
+    """A value as part of a folder name: brackets, quotes, spaces, commas... become '_'."""
     return _UNSAFE.sub("_", value).strip("_.") or "_"
 
 

@@ -94,7 +94,7 @@ def recorded(smk: Any, stage: Callable[..., Any]) -> None:
     provenance.finish(record, outputs[RECORD])
 
 
-def link_products(links: Mapping[str, str]) -> None:
+def link_products(*, links: Mapping[str, str]) -> None:
     """Make each ``link`` a relative symbolic link to its target (replacing what is there).
 
     A link is made beside its final name and renamed onto it, so it is never half made.

@@ -17,7 +17,6 @@ from seiscluster.sweep import as_list, plan
 from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
 from seiscluster.tremor.waveforms import expand_files
-from seiscluster.workflow import link_products
 
 
 def checked(check, *args):

@@ -1,7 +1,6 @@
 # Run folders: results/<run>/ shows the products of the run's keyed stages through relative
 # symbolic links (one link rule per stage), beside the run's resolved config.yaml and its
-# provenance.json. Link rules run inside Snakemake's process (`run:`): starting an interpreter
-# per link job would cost more than the links.
+# provenance.json.
 
 
 for _stage in STAGES:
@@ -18,8 +17,10 @@ for _stage in STAGES:
         params:
             links=link_pairs(_stage),
         localrule: True
-        run:
-            link_products(params.links)
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/link.py"
 
 
 rule run_config:
