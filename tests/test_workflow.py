@@ -163,6 +163,13 @@ def test_bad_configuration_stops_before_any_rule(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_invalid_sweep_stops_before_any_rule(tmp_path):
+    proc = snakemake(tmp_path, FAST, sweep=["velocity.kmeans.n_init=range(1,"])
+    assert proc.returncode != 0
+    assert "Invalid override 'velocity.kmeans.n_init=range(1,'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_bad_input_leaves_no_partial_output(tmp_path):
     model = tmp_path / "flat.nc"
     xr.Dataset({"vs": (("latitude", "longitude"), np.ones((3, 4)))},
