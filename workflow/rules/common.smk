@@ -55,8 +55,6 @@ for _name, _cfg in CONFIGS.items():
 #: which has no core count).
 MAX_THREADS = 64
 RUN = "results/{run}"
-VEL = f"{RUN}/velocity"
-TRE = f"{RUN}/tremor"
 LOGS = f"{RUN}/logs"
 SWEEP = "results/sweeps/{sweep}"
 
@@ -151,13 +149,14 @@ def gpus(wildcards):
 
 
 def checkpoint_dir(wildcards):
-    return f"{STORE}/tremor_pretrain/{wildcards.key}/checkpoints"
+    """Pretraining checkpoints: kept across attempts (a rerun resumes), so not an output."""
+    return f"{keyed('tremor_pretrain')}/checkpoints".format(key=wildcards.key)
 
 
 # ----------------------------------------------------------------------- run folders
 
 
-def run_config(run):
+def config_of(run):
     return CONFIGS[run]
 
 
@@ -167,17 +166,17 @@ def run_stages(run):
 
 
 def run_branches(run):
-    return [b.value for b in run_config(run).branches]
+    return [b.value for b in config_of(run).branches]
 
 
 def run_methods(wildcards):
-    cfg = run_config(wildcards.run)
+    cfg = config_of(wildcards.run)
     return [m.value for m in cfg.velocity.methods] if "velocity" in run_branches(
         wildcards.run) else []
 
 
 def config_text(wildcards):
-    return to_yaml(run_config(wildcards.run))
+    return to_yaml(config_of(wildcards.run))
 
 
 def run_overrides(wildcards):
@@ -246,7 +245,7 @@ def report_inputs(wildcards):
     """Every product the report shows, named `<method>_<key>` per clustering method."""
     run = wildcards.run
     vel, tre = f"results/{run}/velocity", f"results/{run}/tremor"
-    cfg = run_config(run)
+    cfg = config_of(run)
     files = {"config": f"results/{run}/config.yaml"}
     if "tremor" in run_branches(run):
         files |= {
