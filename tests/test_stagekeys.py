@@ -1,5 +1,6 @@
 """Stage keys: what each stage depends on, and the jobs Snakemake schedules from them."""
 
+import dataclasses
 import inspect
 import shutil
 
@@ -16,6 +17,7 @@ from seiscluster.stagekeys import (
     code_sources,
     stage_function,
     stage_keys,
+    stage_params,
 )
 
 TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_spectrogram_figures",
@@ -36,7 +38,7 @@ def changed(overrides, base=()):
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_every_value_a_stage_reads_is_an_argument_of_its_function(stage):
     params = inspect.signature(stage_function(stage)).parameters
-    assert set(STAGES[stage].reads) <= set(params)
+    assert set(STAGES[stage].reads) | set(STAGES[stage].runtime) <= set(params)
     for upstream in STAGES[stage].upstream:
         assert list(STAGES).index(upstream) < list(STAGES).index(stage)
 
@@ -66,6 +68,14 @@ def test_a_changed_value_changes_the_keys_of_its_stage_and_downstream_only():
 def test_keys_are_stable_and_unchanged_by_values_no_stage_reads():
     assert keys([]) == keys([])
     assert changed(["run=other"]) == set()
+
+
+def test_runtime_settings_reach_the_stage_but_not_its_key(monkeypatch):
+    spec = STAGES["velocity_som"]
+    monkeypatch.setitem(STAGES, "velocity_som", dataclasses.replace(
+        spec, runtime={"threads_hint": "velocity.plot.dpi"}))
+    assert stage_params("velocity_som", compose(["velocity.plot.dpi=80"]))["threads_hint"] == 80
+    assert "velocity_som" not in changed(["velocity.plot.dpi=80"])
 
 
 def test_a_user_file_path_is_part_of_the_ingest_key(tmp_path):

@@ -38,16 +38,19 @@ class Stage:
     """What one keyed stage runs, reads and needs, and where its products show in a run.
 
     ``reads`` maps the stage function's keyword arguments to the config paths they come
-    from (the rule's params); ``also_keys`` are config values hashed into the key that reach
-    the stage as input files instead (a user's model path); ``folder`` is the place of the
-    stage's products inside ``results/<run>/``; ``links`` are extra folders of the keyed
-    directory shown in the run folder (the pretraining checkpoints).
+    from (the rule's params); ``runtime`` does the same for settings that change how fast a
+    stage runs but never its result (passed, not hashed into the key); ``also_keys`` are
+    config values hashed into the key that reach the stage as input files instead (a user's
+    model path); ``folder`` is the place of the stage's products inside ``results/<run>/``;
+    ``links`` are extra folders of the keyed directory shown in the run folder (the
+    pretraining checkpoints).
     """
 
     function: str
     reads: Mapping[str, str]
     folder: str
     upstream: tuple[str, ...] = ()
+    runtime: Mapping[str, str] = field(default_factory=dict)
     also_keys: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     branch: str = "velocity"
@@ -155,9 +158,15 @@ def active_stages(cfg: DictConfig) -> list[str]:
 
 
 def stage_params(stage: str, cfg: DictConfig) -> dict[str, Any]:
-    """The stage's config values, as plain Python, named as its function takes them."""
+    """The stage's config values (``reads`` and ``runtime``), as plain Python, named as its
+    function takes them: its rule's params."""
+    spec = STAGES[stage]
+    return _values({**spec.reads, **spec.runtime}, cfg)
+
+
+def _values(paths: Mapping[str, str], cfg: DictConfig) -> dict[str, Any]:
     return {arg: to_container(OmegaConf.select(cfg, path, throw_on_missing=True))
-            for arg, path in STAGES[stage].reads.items()}
+            for arg, path in paths.items()}
 
 
 def stage_keys(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -167,9 +176,8 @@ def stage_keys(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     for stage in active:
         spec = STAGES[stage]
         upstream = {u: out[u]["key"] for u in spec.upstream if u in active}
-        also = {path: to_container(OmegaConf.select(cfg, path)) for path in spec.also_keys}
-        out[stage] = {"key": key_of(stage, stage_params(stage, cfg) | also, upstream),
-                      "upstream": upstream}
+        values = _values(spec.reads, cfg) | _values({p: p for p in spec.also_keys}, cfg)
+        out[stage] = {"key": key_of(stage, values, upstream), "upstream": upstream}
     return out
 
 

@@ -95,8 +95,10 @@ def key_config(wildcards):
 
 
 def config_params(stage):
-    """The stage's `params:`: one function per config value it reads (STAGES[stage].reads)."""
-    return {arg: _config_param(stage, arg) for arg in STAGES[stage].reads}
+    """The stage's `params:`: one function per config value it takes (STAGES[stage].reads
+    and .runtime)."""
+    return {arg: _config_param(stage, arg) for arg in
+            [*STAGES[stage].reads, *STAGES[stage].runtime]}
 
 
 def _config_param(stage, arg):
