@@ -1,6 +1,7 @@
 # seiscluster workflow: `snakemake --cores N` runs the study that conf/ describes.
-# User overrides in Hydra syntax:
+# User overrides in Hydra syntax, and sweeps (one run per combination, one DAG):
 #   snakemake --cores 2 --config run=k6 overrides='["velocity.kmeans.n_clusters=6"]'
+#   snakemake --cores 2 --config sweep='["velocity.kmeans.metric=euclidean,dtw"]'
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -9,6 +10,7 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/velocity.smk"
 include: "workflow/rules/tremor.smk"
+include: "workflow/rules/runs.smk"
 include: "workflow/rules/report.smk"
 
 

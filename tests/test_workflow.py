@@ -1,9 +1,11 @@
 """End-to-end runs of the Snakemake workflow (small settings, real processes)."""
 
 import json
+import os
 import pickle
+import signal
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +13,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from omegaconf import OmegaConf
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-FAST = [
-    "branches=[velocity]",
-    "data.velocity.example.n_lat=16",
-    "data.velocity.example.n_lon=20",
-    "data.velocity.example.depth_step=2",
-    "velocity.elbow.nrange=[2,3,4,5,6,7,8]",
-    "velocity.som.niteration=3000",
-    "velocity.kmeans.n_init=3",
-]
-
-
-def snakemake(workdir: Path, overrides: list[str], *args: str, run: str = "test"):
-    """Run the workflow in ``workdir`` and return the completed process."""
-    quoted = "[" + ",".join(f'"{o}"' for o in overrides) + "]"
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           *args, "--config", f"run={run}", f"overrides={quoted}"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def completed_run(tmp_path_factory, overrides: list[str]) -> Path:
-    """Results folder of a successful run of the workflow in a fresh directory."""
-    workdir = tmp_path_factory.mktemp("wf")
-    proc = snakemake(workdir, overrides)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir / "results" / "test"
+from workflow_runs import FAST, TREMOR_FAST, command, completed_run, snakemake, stage_jobs
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +29,56 @@ def test_run_writes_every_documented_output(example_run):
             "cluster_map.csv", "clusters.nc", "metrics.json", "model.pkl", "clusters.png",
             "cluster_map.png")),
         "velocity/som/som_maps.png",
-        "logs/velocity_elbow.log",
+        "logs/velocity_elbow.log", "logs/benchmarks/velocity_elbow.tsv", "provenance.json",
     ]
     missing = [p for p in expected if not (example_run / p).is_file()]
     assert not missing
-    leftovers = list(example_run.rglob("*.tmp"))
+    assert (example_run / "velocity/kmeans/seisgo").is_dir()
+    leftovers = list(example_run.parent.rglob("*.tmp"))
     assert not leftovers
+
+
+def test_run_folder_links_to_the_keyed_stage_store(example_run):
+    link = example_run / "velocity/kmeans/clusters.nc"
+    assert link.is_symlink() and not Path(link.readlink()).is_absolute()
+    target = link.resolve()
+    stages = example_run.parent / "stages"
+    assert target.parent.parent == (stages / "velocity_kmeans").resolve()
+    assert len(target.parent.name) == 12  # the stage key
+    assert (target.parent / "provenance.json").is_file()
+
+
+def test_provenance_record_of_the_run(example_run):
+    record = json.loads((example_run / "provenance.json").read_text())
+    assert record["run"] == "test" and record["seed"] == 0
+    assert record["config"]["velocity"]["elbow"]["nrange"] == [2, 3, 4, 5, 6, 7, 8]
+    assert "velocity.kmeans.n_init=3" in record["overrides"]
+    assert record["versions"]["numpy"] == np.__version__
+    assert record["versions"]["snakemake"] and record["versions"]["tslearn"]
+    assert record["host"] and record["python"]
+    assert record["start"] <= record["end"] <= record["recorded"]
+    stages = record["stages"]
+    assert set(stages) == {"velocity_ingest", "velocity_profiles", "velocity_elbow",
+                           "velocity_kmeans", "velocity_som", "velocity_kmeans_figures",
+                           "velocity_som_figures"}
+    kmeans = (example_run / "velocity/kmeans/clusters.nc").resolve()
+    assert stages["velocity_kmeans"]["key"] == kmeans.parent.name
+    assert stages["velocity_kmeans"]["seconds"] > 0
+    assert record["products"]["velocity/kmeans/clusters.nc"].endswith(
+        f"velocity_kmeans/{kmeans.parent.name}/clusters.nc")
+
+
+def test_netcdf_outputs_carry_their_provenance(example_run):
+    record = json.loads((example_run / "provenance.json").read_text())
+    with xr.open_dataset(example_run / "velocity/kmeans/clusters.nc") as ds:
+        attrs = dict(ds.attrs)
+    assert attrs["provenance_stage"] == "velocity_kmeans"
+    assert attrs["provenance_key"] == record["stages"]["velocity_kmeans"]["key"]
+    assert attrs["provenance_seed"] == "0"
+    assert json.loads(attrs["provenance_config"])["kmeans"]["n_init"] == 3
+    assert json.loads(attrs["provenance_versions"])["xarray"] == xr.__version__
+    assert attrs["provenance_start"] == record["stages"]["velocity_kmeans"]["start"]
+    assert attrs["Conventions"].startswith("CF")  # the product's own attributes are kept
 
 
 def test_resolved_config_records_the_overrides(example_run):
@@ -125,18 +144,29 @@ def test_rerun_with_same_config_has_nothing_to_do(example_run):
 
 def test_changed_parameter_reruns_only_downstream(example_run):
     proc = snakemake(example_run.parents[1], [*FAST, "velocity.som.sigma=0.5"], "-n")
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0
-    assert "velocity_som " in text or "rule velocity_som:" in text
-    for untouched in ("velocity_ingest", "velocity_profiles", "velocity_kmeans:",
-                      "velocity_elbow"):
-        assert f"rule {untouched}" not in text
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_jobs(proc.stdout) == {"velocity_som": 1, "velocity_som_figures": 1}
+
+
+def test_changed_profile_spacing_reruns_profiles_and_after_not_before(example_run):
+    proc = snakemake(example_run.parents[1], [*FAST, "velocity.profiles.dz=4"], "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_jobs(proc.stdout) == {
+        "velocity_profiles": 1, "velocity_elbow": 1, "velocity_kmeans": 1, "velocity_som": 1,
+        "velocity_kmeans_figures": 1, "velocity_som_figures": 1}
 
 
 def test_bad_configuration_stops_before_any_rule(tmp_path):
     proc = snakemake(tmp_path, ["velocity.kmeans.nclusters=3"])
     assert proc.returncode != 0
     assert "Unknown configuration key 'velocity.kmeans.nclusters'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_invalid_sweep_stops_before_any_rule(tmp_path):
+    proc = snakemake(tmp_path, FAST, sweep=["velocity.kmeans.n_init=range(1,"])
+    assert proc.returncode != 0
+    assert "Invalid override 'velocity.kmeans.n_init=range(1,'" in proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -148,9 +178,8 @@ def test_bad_input_leaves_no_partial_output(tmp_path):
                      run="bad")
     assert proc.returncode != 0
     assert "seiscluster:" in proc.stderr
-    out = tmp_path / "results/bad/velocity"
-    assert not (out / "model.nc").exists()
-    assert not list(out.rglob("*.tmp")) if out.exists() else True
+    assert not list((tmp_path / "results").rglob("model.nc"))
+    assert not list((tmp_path / "results").rglob("*.tmp"))
 
 
 @pytest.mark.shared_data
@@ -208,17 +237,6 @@ def test_same_config_and_seed_give_identical_labels(example_run, tmp_path, metho
         xr.testing.assert_equal(a.drop_attrs(), b.drop_attrs())
 
 
-TREMOR_FAST = [
-    "branches=[tremor]",
-    "data.waveforms.example.days=3",
-    "tremor.pretrain.max_epochs=2",
-    "tremor.kscan.k_max=5",
-    "tremor.dec.maxiter=60",
-    "tremor.dec.update_interval=20",
-    "tremor.tsne.perplexity=10",
-]
-
-
 @pytest.fixture(scope="module")
 def tremor_run(tmp_path_factory) -> Path:
     return completed_run(tmp_path_factory, TREMOR_FAST)
@@ -260,8 +278,51 @@ def test_tremor_products_agree(tremor_run):
 def test_real_record_spectrograms_through_the_workflow(shared_data, tmp_path):
     path = shared_data / "waveforms/MV.MBWH..EHZ.2001-02-28T13.mseed"
     proc = snakemake(tmp_path, ["experiment=montserrat", f"data.waveforms.files=[{path}]"],
-                     "tremor_spectrogram_figures", run="montserrat")
+                     "results/montserrat/tremor/figures/overview.png",
+                     "results/montserrat/tremor/spectrograms.zarr", run="montserrat")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with xr.open_zarr(tmp_path / "results/montserrat/tremor/spectrograms.zarr") as ds:
         assert ds.sizes["window"] == 10
         assert str(ds.channel.values[0]) == "MV.MBWH..EHZ"
+
+
+def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 900):
+    """The first file matching ``pattern`` under ``folder``, waiting while ``proc`` runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no {pattern} under {folder} (snakemake exit code {proc.poll()})")
+
+
+@pytest.mark.slow
+def test_interrupted_training_finishes_on_rerun_without_redoing_stages(tmp_path):
+    overrides = [*TREMOR_FAST, "tremor.pretrain.max_epochs=60", "tremor.pretrain.patience=60"]
+    stages = tmp_path / "results/stages"
+    with subprocess.Popen(command(tmp_path, overrides), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True) as proc:
+        try:
+            _wait_for(stages, "tremor_pretrain/*/checkpoints/last.ckpt", proc)
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C during the training
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert not list(stages.glob("tremor_pretrain/*/best.ckpt"))
+    finished = {p: p.stat().st_mtime_ns for stage in ("tremor_example", "tremor_spectrograms")
+                for p in stages.glob(f"{stage}/*/*") if p.is_file()}
+    assert any(p.name == "provenance.json" for p in finished)
+
+    rerun = snakemake(tmp_path, overrides)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not redone
+    (log,) = stages.glob("tremor_pretrain/*/tremor_pretrain.log")
+    assert "resuming the pretraining" in log.read_text()
+    run = tmp_path / "results/test"
+    labels = pd.read_csv(run / "tremor/dec/labels.csv")
+    assert len(labels) > 0 and labels.cluster.min() >= 1
+    assert (run / "report.html").is_file() and (run / "provenance.json").is_file()
+    assert not list((tmp_path / "results").rglob("*.tmp"))

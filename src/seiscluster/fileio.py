@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import pickle
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Global attributes added to every NetCDF file written in the current context.
+_NETCDF_ATTRS: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar(
+    "netcdf_attrs", default=())
 
 
 @contextlib.contextmanager
@@ -46,14 +51,28 @@ def write_pickle(path: str | Path, obj: Any) -> None:
         pickle.dump(obj, fh)
 
 
+@contextlib.contextmanager
+def netcdf_attributes(attrs: dict[str, Any]) -> Iterator[None]:
+    """Add ``attrs`` to the global attributes of every NetCDF file written in the block
+    (a dataset's own attributes of the same name win); used for provenance records."""
+    token = _NETCDF_ATTRS.set(tuple({**dict(_NETCDF_ATTRS.get()), **attrs}.items()))
+    try:
+        yield
+    finally:
+        _NETCDF_ATTRS.reset(token)
+
+
 def write_netcdf(ds: Any, path: str | Path) -> None:
     """Write an xarray Dataset to NetCDF-4 atomically.
 
     Float data variables get a NaN ``_FillValue``; coordinates get none (CF: coordinates
     have no missing values); encodings inherited from a source file are dropped so that its
-    fill values or packing never leak into the copy.
+    fill values or packing never leak into the copy. Attributes set by
+    :func:`netcdf_attributes` are added.
     """
     out = ds.drop_encoding()
+    if _NETCDF_ATTRS.get():
+        out = out.assign_attrs({**dict(_NETCDF_ATTRS.get()), **out.attrs})
     encoding = {
         name: {"_FillValue": np.nan if np.issubdtype(var.dtype, np.floating)
                and name not in out.coords else None}

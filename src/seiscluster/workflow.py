@@ -4,6 +4,8 @@ A rule's script is one call, ``run_stage(snakemake, stage)``: the rule's named i
 outputs and params become the stage's keyword arguments, its log file receives the stage's
 log records, warnings and printed output, and a bad-input error ends the job with that one
 sentence (Snakemake then removes the job's outputs, so nothing partial is left behind).
+A rule with an output named ``record`` (the keyed stages) gets its provenance record written
+there after the stage succeeds, and the record in every NetCDF file the stage writes.
 """
 
 from __future__ import annotations
@@ -11,20 +13,25 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from seiscluster.errors import InputError
+from seiscluster.fileio import netcdf_attributes
 
 log = logging.getLogger("seiscluster")
+#: Name of the output that receives a stage's provenance record.
+RECORD = "record"
 
 
 def stage_kwargs(smk: Any, stage: Callable[..., Any]) -> dict[str, Any]:
     """Keyword arguments for ``stage`` from a Snakemake job's named inputs/outputs/params."""
     kwargs = {**dict(smk.input.items()), **dict(smk.output.items()), **dict(smk.params.items())}
+    kwargs.pop(RECORD, None)
     if "threads" in inspect.signature(stage).parameters:
         kwargs["threads"] = int(smk.threads)
     return kwargs
@@ -58,7 +65,7 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
     log_file = smk.log[0] if len(smk.log) else None
     try:
         with logging_to(log_file):
-            stage(**stage_kwargs(smk, stage))
+            recorded(smk, stage)
     except InputError as err:
         log.error("%s", err)
         if log_file:
@@ -66,3 +73,36 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
                 stream.write(f"ERROR: {err}\n")
         sys.stderr.write(f"seiscluster: {err}\n")
         sys.exit(1)
+
+
+def recorded(smk: Any, stage: Callable[..., Any]) -> None:
+    """Run the stage; with a ``record`` output, under and then into its provenance record."""
+    outputs = dict(smk.output.items())
+    if RECORD not in outputs:
+        stage(**stage_kwargs(smk, stage))
+        return
+    from seiscluster import provenance
+    from seiscluster.stagekeys import STAGES, code_hash
+
+    spec = STAGES.get(smk.rule)
+    record = provenance.stage_record(
+        stage=smk.rule, key=dict(smk.wildcards.items()).get("key"),
+        params=dict(smk.params.items()), inputs=dict(smk.input.items()),
+        code=code_hash(spec.function) if spec else None)
+    with netcdf_attributes(provenance.netcdf_attributes(record)):
+        stage(**stage_kwargs(smk, stage))
+    provenance.finish(record, outputs[RECORD])
+
+
+def link_products(*, links: Mapping[str, str]) -> None:
+    """Make each ``link`` a relative symbolic link to its target (replacing what is there).
+
+    A link is made beside its final name and renamed onto it, so it is never half made.
+    """
+    for link, target in links.items():
+        path = Path(link)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.path.relpath(target, path.parent))
+        os.replace(tmp, path)

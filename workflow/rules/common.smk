@@ -1,22 +1,22 @@
-# Configuration of the run, composed once with Hydra and validated before any rule runs.
+# The runs of this invocation (one run, or the runs of a sweep), composed and validated
+# before any rule runs, and the keys of their stages (seiscluster.stagekeys).
+#
+# Keyed stage rules write to results/stages/<stage>/{key}/ and look up their params and
+# inputs by key; per-run rules (wildcard {run}) link the stage products into results/<run>/
+# and write its config, provenance and report; the sweep rule summarises the runs.
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.io import is_flagged
 
-from seiscluster.config import compose, to_container, to_yaml
+from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
+from seiscluster.stagekeys import STAGES, STORE, Registry, stage_params
+from seiscluster.sweep import as_list, plan
 from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
 from seiscluster.tremor.waveforms import expand_files
-
-
-def user_overrides():
-    """Hydra overrides from `--config overrides='[...]'` plus `--config run=NAME`."""
-    given = config.get("overrides") or []
-    given = [given] if isinstance(given, str) else list(given)
-    if config.get("run") is not None:
-        given.append(f"run={config['run']}")
-    return [str(item) for item in given]
 
 
 def checked(check, *args):
@@ -27,95 +27,270 @@ def checked(check, *args):
         raise WorkflowError(f"seiscluster configuration: {err}") from None
 
 
-CFG = checked(compose, user_overrides(), Path(workflow.basedir) / "conf")
-
-#: Threads of the parallel rules; Snakemake caps them at --cores (and it works with --report,
-#: which has no core count).
-MAX_THREADS = 64
-RESULTS = f"results/{CFG.run}"
-VEL = f"{RESULTS}/velocity"
-TRE = f"{RESULTS}/tremor"
-LOGS = f"{RESULTS}/logs"
-BRANCHES = [b.value for b in CFG.branches]
-METHODS = [m.value for m in CFG.velocity.methods] if "velocity" in BRANCHES else []
-
-
 def section(node):
     """A config node as plain Python (lists, dicts, str enums) for `params:`."""
     return to_container(node)
 
 
-if "tremor" in BRANCHES:
-    checked(check_tremor, section(CFG.data.waveforms), section(CFG.tremor.preprocess),
-            section(CFG.tremor.spectrogram))
-    checked(check_deep, *(section(CFG.tremor[key]) for key in
-                          ("model", "pretrain", "kscan", "dec")), section(CFG.trainer))
+def check_tremor_config(cfg):
+    """The tremor branch's own checks of a run's configuration (files looked up, no data)."""
+    if "tremor" not in [b.value for b in cfg.branches]:
+        return
+    checked(check_tremor, section(cfg.data.waveforms), section(cfg.tremor.preprocess),
+            section(cfg.tremor.spectrogram))
+    checked(check_deep, *(section(cfg.tremor[key]) for key in
+                          ("model", "pretrain", "kscan", "dec")), section(cfg.trainer))
+
+
+PLAN = checked(plan, checked(as_list, config.get("overrides"), "overrides"),
+               checked(as_list, config.get("sweep"), "sweep"), config.get("run"),
+               Path(workflow.basedir) / "conf")
+CONFIGS = PLAN.configs
+KEYS = Registry()
+for _name, _cfg in CONFIGS.items():
+    check_tremor_config(_cfg)
+    KEYS.add(_name, _cfg)
+
+#: Threads of the parallel rules; Snakemake caps them at --cores (and it works with --report,
+#: which has no core count).
+MAX_THREADS = 64
+RUN = "results/{run}"
+LOGS = f"{RUN}/logs"
+SWEEP = "results/sweeps/{sweep}"
 
 #: The tremor figures, in the order the report shows them.
 TREMOR_FIGURES = ("overview", "spectrogram_examples", "losses", "kscan", "tsne",
                   "clusters_over_time", "cluster_spectrograms", "reconstructions")
 
 
+wildcard_constraints:
+    run="|".join(re.escape(name) for name in CONFIGS),
+    sweep=re.escape(PLAN.sweep_name or "-"),
+
+
+# ----------------------------------------------------------------------- keyed stages
+
+
+def keyed(stage):
+    """Folder of a stage's outputs under its key."""
+    return f"{STORE}/{stage}/{{key}}"
+
+
+def stage_log(stage):
+    return f"{keyed(stage)}/{stage}.log"
+
+
+def stage_benchmark(stage):
+    return f"{keyed(stage)}/benchmark.tsv"
+
+
+def stage_record(stage):
+    """The stage job's provenance record (written by seiscluster.workflow.run_stage)."""
+    return f"{keyed(stage)}/provenance.json"
+
+
+def key_config(wildcards):
+    """The configuration of a run that uses the job's key (all such runs agree on it)."""
+    return CONFIGS[KEYS.instance(wildcards.key)[1]]
+
+
+def config_params(stage):
+    """The stage's `params:`: one function per config value it takes (STAGES[stage].reads
+    and .runtime)."""
+    return {arg: _config_param(stage, arg) for arg in
+            [*STAGES[stage].reads, *STAGES[stage].runtime]}
+
+
+def _config_param(stage, arg):
+    def value(wildcards):
+        return stage_params(stage, key_config(wildcards))[arg]
+
+    return value
+
+
+def upstream(stage, output):
+    """An output of an upstream stage, under the key the job's stage depends on."""
+
+    def path(wildcards):
+        key = KEYS.upstream_key(wildcards.key, stage)
+        return str(getattr(rules, stage).output[output]).format(key=key)
+
+    return path
+
+
+def optional_upstream(stage, **outputs):
+    """Named outputs of an upstream stage when the job's stage has it upstream, else none."""
+
+    def files(wildcards):
+        if stage not in KEYS.upstream_keys(wildcards.key):
+            return {}
+        return {name: upstream(stage, output)(wildcards) for name, output in outputs.items()}
+
+    return files
+
+
 def model_source(wildcards):
     """The user's model file as an input, so that a changed file reruns the branch."""
-    path = CFG.data.velocity.path
+    path = key_config(wildcards).data.velocity.path
     return {"path": path} if path else {}
-
-
-def elbow_outputs(wildcards):
-    """The elbow choice feeds k-means only when velocity.kmeans.n_clusters is null."""
-    if CFG.velocity.kmeans.n_clusters is not None:
-        return {}
-    return {"choice": f"{VEL}/elbow/choice.json", "table": f"{VEL}/elbow/elbow.csv"}
-
-
-def report_inputs(wildcards):
-    """Every product the report shows, named `<method>_<key>` per clustering method."""
-    files = {"config": f"{RESULTS}/config.yaml"} | tremor_report_inputs()
-    if "velocity" not in BRANCHES:
-        return files
-    files["profiles"] = f"{VEL}/profiles.nc"
-    if "kmeans" in METHODS and CFG.velocity.kmeans.n_clusters is None:
-        files |= {"elbow_choice": f"{VEL}/elbow/choice.json",
-                  "elbow_table": f"{VEL}/elbow/elbow.csv",
-                  "elbow_figure": f"{VEL}/elbow/elbow.png"}
-    for method in METHODS:
-        files |= {f"{method}_metrics": f"{VEL}/{method}/metrics.json",
-                  f"{method}_cluster_figure": f"{VEL}/{method}/clusters.png",
-                  f"{method}_map_figure": f"{VEL}/{method}/cluster_map.png"}
-    if "som" in METHODS:
-        files["som_som_figure"] = f"{VEL}/som/som_maps.png"
-    return files
 
 
 def waveform_inputs(wildcards):
     """Records the spectrogram stage reads: the example's files or the user's files."""
-    source = CFG.data.waveforms.source.value
+    cfg = key_config(wildcards)
+    source = cfg.data.waveforms.source.value
     if source == "example":
-        return {"files": f"{TRE}/example/waveforms"}
+        return {"files": upstream("tremor_example", "waveforms")(wildcards)}
     if source == "files":
-        return {"files": expand_files(list(CFG.data.waveforms.files))}
+        return {"files": expand_files(list(cfg.data.waveforms.files))}
     return {}
 
 
-def tremor_truth(wildcards):
-    """The example's true regimes, for the ARI in the metrics (the example only)."""
-    if CFG.data.waveforms.source.value == "example":
-        return {"truth": f"{TRE}/example/truth.csv"}
-    return {}
+def gpus(wildcards):
+    return 1 if key_config(wildcards).trainer.accelerator.value == "gpu" else 0
 
 
-def tremor_report_inputs():
-    """The tremor products the report shows (none when the branch is off)."""
-    if "tremor" not in BRANCHES:
-        return {}
-    return {
-        "spectrograms": f"{TRE}/spectrograms.zarr",
-        "skipped": f"{TRE}/skipped_windows.csv",
-        "kscan_choice": f"{TRE}/kscan/choice.json",
-        "dec_metrics": f"{TRE}/dec/metrics.json",
-    } | {f"figure_{name}": f"{TRE}/figures/{name}.png" for name in TREMOR_FIGURES}
+def checkpoint_dir(wildcards):
+    """Pretraining checkpoints: kept across attempts (a rerun resumes), so not an output."""
+    return f"{keyed('tremor_pretrain')}/checkpoints".format(key=wildcards.key)
+
+
+# ----------------------------------------------------------------------- run folders
+
+
+def config_of(run):
+    return CONFIGS[run]
+
+
+def run_stages(run):
+    """The stages of a run, upstream first."""
+    return list(KEYS.runs[run])
+
+
+def run_branches(run):
+    return [b.value for b in config_of(run).branches]
+
+
+def run_methods(wildcards):
+    cfg = config_of(wildcards.run)
+    return [m.value for m in cfg.velocity.methods] if "velocity" in run_branches(
+        wildcards.run) else []
+
+
+def config_text(wildcards):
+    return to_yaml(config_of(wildcards.run))
+
+
+def run_overrides(wildcards):
+    return list(PLAN.run(wildcards.run).overrides)
+
+
+def run_folder(wildcards):
+    return f"results/{wildcards.run}"
+
+
+def link_outputs(stage):
+    """Where a stage's products show in results/<run>/: outputs, log, benchmark, extras."""
+    spec = STAGES[stage]
+    prefix = keyed(stage) + "/"
+    products = [f"{RUN}/{spec.folder}/{str(f).removeprefix(prefix)}"
+                for f in _products(stage)]
+    flagged = [directory(path) if f.is_directory else path
+               for path, f in zip(products, _products(stage))]
+    return [*flagged, f"{LOGS}/{stage}.log", f"{LOGS}/benchmarks/{stage}.tsv",
+            *(directory(f"{RUN}/{spec.folder}/{extra}") for extra in spec.links)]
+
+
+def _products(stage):
+    """The output files of a keyed stage rule, less its provenance record."""
+    return [f for name, f in workflow.get_rule(stage).output.items() if name != "record"]
+
+
+def _link_targets(stage, key):
+    spec = STAGES[stage]
+    targets = [*map(str, _products(stage)), stage_log(stage), stage_benchmark(stage),
+               *(f"{keyed(stage)}/{extra}" for extra in spec.links)]
+    return [t.format(key=key) for t in targets]
+
+
+def linked_products(stage):
+    """The keyed products a run's link rule needs (its inputs)."""
+
+    def files(wildcards):
+        key = KEYS.key(wildcards.run, stage)
+        return [str(f).format(key=key) for f in _products(stage)]
+
+    return files
+
+
+def link_pairs(stage):
+    """Run-folder link -> keyed target, for the link rule's `params`."""
+
+    def pairs(wildcards):
+        links = [str(p).format(run=wildcards.run) for p in link_outputs(stage)]
+        return dict(zip(links, _link_targets(stage, KEYS.key(wildcards.run, stage))))
+
+    return pairs
+
+
+def record_inputs(wildcards):
+    """The run's config, its linked products and the provenance records of its stages."""
+    run = wildcards.run
+    products = [str(p).format(run=run) for stage in run_stages(run)
+                for p in link_outputs(stage)]
+    records = {f"stage_{stage}": stage_record(stage).format(key=KEYS.key(run, stage))
+               for stage in run_stages(run)}
+    return {"config": f"results/{run}/config.yaml", "products": products} | records
+
+
+def report_inputs(wildcards):
+    """Every product the report shows, named `<method>_<key>` per clustering method."""
+    run = wildcards.run
+    vel, tre = f"results/{run}/velocity", f"results/{run}/tremor"
+    cfg = config_of(run)
+    files = {"config": f"results/{run}/config.yaml"}
+    if "tremor" in run_branches(run):
+        files |= {
+            "spectrograms": f"{tre}/spectrograms.zarr",
+            "skipped": f"{tre}/skipped_windows.csv",
+            "kscan_choice": f"{tre}/kscan/choice.json",
+            "dec_metrics": f"{tre}/dec/metrics.json",
+        } | {f"figure_{name}": f"{tre}/figures/{name}.png" for name in TREMOR_FIGURES}
+    if "velocity" not in run_branches(run):
+        return files
+    methods = run_methods(wildcards)
+    files["profiles"] = f"{vel}/profiles.nc"
+    if "kmeans" in methods and cfg.velocity.kmeans.n_clusters is None:
+        files |= {"elbow_choice": f"{vel}/elbow/choice.json",
+                  "elbow_table": f"{vel}/elbow/elbow.csv",
+                  "elbow_figure": f"{vel}/elbow/elbow.png"}
+    for method in methods:
+        files |= {f"{method}_metrics": f"{vel}/{method}/metrics.json",
+                  f"{method}_cluster_figure": f"{vel}/{method}/clusters.png",
+                  f"{method}_map_figure": f"{vel}/{method}/cluster_map.png"}
+    if "som" in methods:
+        files["som_som_figure"] = f"{vel}/som/som_maps.png"
+    return files
+
+
+# ----------------------------------------------------------------------- sweep
+
+
+def sweep_runs(wildcards):
+    """The runs as the summary reads them: name, folder and swept values."""
+    return PLAN.summary_runs()
+
+
+def sweep_inputs(wildcards):
+    """Every run's report and provenance record (so each run folder is complete)."""
+    return [f"results/{name}/{leaf}" for name in CONFIGS
+            for leaf in ("report.html", "provenance.json")]
 
 
 def final_outputs():
-    return [f"{RESULTS}/report.html", f"{RESULTS}/config.yaml"]
+    runs = [f"results/{name}/{leaf}" for name in CONFIGS
+            for leaf in ("config.yaml", "provenance.json", "report.html")]
+    if PLAN.sweep_name is None:
+        return runs
+    sweep = f"results/sweeps/{PLAN.sweep_name}"
+    return [*runs, f"{sweep}/summary.csv", f"{sweep}/index.html"]

@@ -1,29 +1,35 @@
-# The resolved configuration and the run's self-contained HTML report.
-
-
-rule run_config:
-    output:
-        config=f"{RESULTS}/config.yaml",
-    log:
-        f"{LOGS}/run_config.log",
-    params:
-        text=to_yaml(CFG),
-    conda:
-        "../../environment.yml"
-    script:
-        "../scripts/run_config.py"
+# The run's self-contained HTML report and, for a sweep, the summary of its runs.
 
 
 rule report:
     input:
         unpack(report_inputs),
     output:
-        report=f"{RESULTS}/report.html",
+        report=f"{RUN}/report.html",
     log:
         f"{LOGS}/report.log",
+    benchmark:
+        f"{LOGS}/benchmarks/report.tsv"
     params:
-        methods=METHODS,
+        methods=run_methods,
     conda:
         "../../environment.yml"
     script:
         "../scripts/report.py"
+
+
+rule sweep_summary:
+    input:
+        sweep_inputs,
+    output:
+        summary=f"{SWEEP}/summary.csv",
+        index=f"{SWEEP}/index.html",
+        figures=directory(f"{SWEEP}/figures"),
+    log:
+        f"{SWEEP}/logs/summary.log",
+    params:
+        runs=sweep_runs,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/sweep_summary.py"

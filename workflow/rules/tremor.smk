@@ -1,198 +1,205 @@
 # Tremor branch: waveforms -> spectrograms -> autoencoder pretrain -> k scan -> DEC fine-tune.
-# Every rule calls one function of seiscluster.tremor through workflow/scripts.
+# Keyed stages (results/stages/<stage>/{key}/, see common.smk); each calls its function of
+# seiscluster.tremor through workflow/scripts/stage.py.
 
 
 rule tremor_example:
     output:
-        waveforms=directory(f"{TRE}/example/waveforms"),
-        truth=f"{TRE}/example/truth.csv",
+        waveforms=directory(f"{keyed('tremor_example')}/waveforms"),
+        truth=f"{keyed('tremor_example')}/truth.csv",
+        record=stage_record("tremor_example"),
     log:
-        f"{LOGS}/tremor_example.log",
+        stage_log("tremor_example"),
+    benchmark:
+        stage_benchmark("tremor_example")
     params:
-        example=section(CFG.data.waveforms.example),
-        window_length=CFG.tremor.spectrogram.window_length,
+        **config_params("tremor_example"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_example.py"
+        "../scripts/stage.py"
 
 
 rule tremor_spectrograms:
     input:
         unpack(waveform_inputs),
     output:
-        spectrograms=directory(f"{TRE}/spectrograms.zarr"),
-        skipped=f"{TRE}/skipped_windows.csv",
+        spectrograms=directory(f"{keyed('tremor_spectrograms')}/spectrograms.zarr"),
+        skipped=f"{keyed('tremor_spectrograms')}/skipped_windows.csv",
+        record=stage_record("tremor_spectrograms"),
     log:
-        f"{LOGS}/tremor_spectrograms.log",
+        stage_log("tremor_spectrograms"),
+    benchmark:
+        stage_benchmark("tremor_spectrograms")
     params:
-        waveforms=section(CFG.data.waveforms),
-        preprocess=section(CFG.tremor.preprocess),
-        spectrogram=section(CFG.tremor.spectrogram),
+        **config_params("tremor_spectrograms"),
     threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_spectrograms.py"
+        "../scripts/stage.py"
 
 
 rule tremor_spectrogram_figures:
     input:
-        spectrograms=rules.tremor_spectrograms.output.spectrograms,
+        spectrograms=upstream("tremor_spectrograms", "spectrograms"),
     output:
         overview=report(
-            f"{TRE}/figures/overview.png",
+            f"{keyed('tremor_spectrogram_figures')}/overview.png",
             caption="../report/tremor_overview.rst",
             category="Tremor",
             subcategory="Spectrograms",
         ),
         examples=report(
-            f"{TRE}/figures/spectrogram_examples.png",
+            f"{keyed('tremor_spectrogram_figures')}/spectrogram_examples.png",
             caption="../report/tremor_examples.rst",
             category="Tremor",
             subcategory="Spectrograms",
         ),
+        record=stage_record("tremor_spectrogram_figures"),
     log:
-        f"{LOGS}/tremor_spectrogram_figures.log",
+        stage_log("tremor_spectrogram_figures"),
+    benchmark:
+        stage_benchmark("tremor_spectrogram_figures")
     params:
-        dpi=CFG.tremor.plot.dpi,
+        **config_params("tremor_spectrogram_figures"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_spectrogram_figures.py"
+        "../scripts/stage.py"
 
 
 rule tremor_pretrain:
     input:
-        spectrograms=rules.tremor_spectrograms.output.spectrograms,
+        spectrograms=upstream("tremor_spectrograms", "spectrograms"),
     output:
-        best=f"{TRE}/pretrain/best.ckpt",
-        losses=f"{TRE}/pretrain/losses.csv",
+        best=f"{keyed('tremor_pretrain')}/best.ckpt",
+        losses=f"{keyed('tremor_pretrain')}/losses.csv",
+        record=stage_record("tremor_pretrain"),
     log:
-        f"{LOGS}/tremor_pretrain.log",
+        stage_log("tremor_pretrain"),
+    benchmark:
+        stage_benchmark("tremor_pretrain")
     params:
-        checkpoint_dir=f"{TRE}/pretrain/checkpoints",
-        model=section(CFG.tremor.model),
-        pretrain=section(CFG.tremor.pretrain),
-        trainer=section(CFG.trainer),
-        channels=section(CFG.tremor.preprocess.channels),
-        seed=CFG.seed,
+        checkpoint_dir=checkpoint_dir,
+        **config_params("tremor_pretrain"),
     threads: MAX_THREADS
     resources:
-        gpu=1 if CFG.trainer.accelerator.value == "gpu" else 0,
+        gpu=gpus,
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_pretrain.py"
+        "../scripts/stage.py"
 
 
 rule tremor_embed_kscan:
     input:
-        spectrograms=rules.tremor_spectrograms.output.spectrograms,
-        best=rules.tremor_pretrain.output.best,
+        spectrograms=upstream("tremor_spectrograms", "spectrograms"),
+        best=upstream("tremor_pretrain", "best"),
     output:
-        embeddings=f"{TRE}/kscan/embeddings.nc",
-        scan=f"{TRE}/kscan/kscan.csv",
-        choice=f"{TRE}/kscan/choice.json",
+        embeddings=f"{keyed('tremor_embed_kscan')}/embeddings.nc",
+        scan=f"{keyed('tremor_embed_kscan')}/kscan.csv",
+        choice=f"{keyed('tremor_embed_kscan')}/choice.json",
+        record=stage_record("tremor_embed_kscan"),
     log:
-        f"{LOGS}/tremor_embed_kscan.log",
+        stage_log("tremor_embed_kscan"),
+    benchmark:
+        stage_benchmark("tremor_embed_kscan")
     params:
-        kscan=section(CFG.tremor.kscan),
-        channels=section(CFG.tremor.preprocess.channels),
-        seed=CFG.seed,
+        **config_params("tremor_embed_kscan"),
     threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_embed_kscan.py"
+        "../scripts/stage.py"
 
 
 rule tremor_finetune:
     input:
-        spectrograms=rules.tremor_spectrograms.output.spectrograms,
-        best=rules.tremor_pretrain.output.best,
-        embeddings=rules.tremor_embed_kscan.output.embeddings,
-        choice=rules.tremor_embed_kscan.output.choice,
+        spectrograms=upstream("tremor_spectrograms", "spectrograms"),
+        best=upstream("tremor_pretrain", "best"),
+        embeddings=upstream("tremor_embed_kscan", "embeddings"),
+        choice=upstream("tremor_embed_kscan", "choice"),
     output:
-        labels=f"{TRE}/dec/labels.csv",
-        assignments=f"{TRE}/dec/assignments.nc",
-        final_model=f"{TRE}/dec/model.ckpt",
-        history=f"{TRE}/dec/history.csv",
+        labels=f"{keyed('tremor_finetune')}/labels.csv",
+        assignments=f"{keyed('tremor_finetune')}/assignments.nc",
+        final_model=f"{keyed('tremor_finetune')}/model.ckpt",
+        history=f"{keyed('tremor_finetune')}/history.csv",
+        record=stage_record("tremor_finetune"),
     log:
-        f"{LOGS}/tremor_finetune.log",
+        stage_log("tremor_finetune"),
+    benchmark:
+        stage_benchmark("tremor_finetune")
     params:
-        dec=section(CFG.tremor.dec),
-        trainer=section(CFG.trainer),
-        channels=section(CFG.tremor.preprocess.channels),
-        seed=CFG.seed,
+        **config_params("tremor_finetune"),
     threads: MAX_THREADS
     resources:
-        gpu=1 if CFG.trainer.accelerator.value == "gpu" else 0,
+        gpu=gpus,
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_finetune.py"
+        "../scripts/stage.py"
 
 
 rule tremor_deep_figures:
     input:
-        unpack(tremor_truth),
-        spectrograms=rules.tremor_spectrograms.output.spectrograms,
-        embeddings=rules.tremor_embed_kscan.output.embeddings,
-        scan=rules.tremor_embed_kscan.output.scan,
-        losses=rules.tremor_pretrain.output.losses,
-        best=rules.tremor_pretrain.output.best,
-        assignments=rules.tremor_finetune.output.assignments,
-        labels=rules.tremor_finetune.output.labels,
-        history=rules.tremor_finetune.output.history,
-        final_model=rules.tremor_finetune.output.final_model,
+        unpack(optional_upstream("tremor_example", truth="truth")),
+        spectrograms=upstream("tremor_spectrograms", "spectrograms"),
+        embeddings=upstream("tremor_embed_kscan", "embeddings"),
+        scan=upstream("tremor_embed_kscan", "scan"),
+        losses=upstream("tremor_pretrain", "losses"),
+        best=upstream("tremor_pretrain", "best"),
+        assignments=upstream("tremor_finetune", "assignments"),
+        labels=upstream("tremor_finetune", "labels"),
+        history=upstream("tremor_finetune", "history"),
+        final_model=upstream("tremor_finetune", "final_model"),
     output:
-        metrics=f"{TRE}/dec/metrics.json",
+        metrics=f"{keyed('tremor_deep_figures')}/dec/metrics.json",
         loss_figure=report(
-            f"{TRE}/figures/losses.png",
+            f"{keyed('tremor_deep_figures')}/figures/losses.png",
             caption="../report/tremor_losses.rst",
             category="Tremor",
             subcategory="Training",
         ),
         kscan_figure=report(
-            f"{TRE}/figures/kscan.png",
+            f"{keyed('tremor_deep_figures')}/figures/kscan.png",
             caption="../report/tremor_kscan.rst",
             category="Tremor",
             subcategory="Clusters",
         ),
         tsne_figure=report(
-            f"{TRE}/figures/tsne.png",
+            f"{keyed('tremor_deep_figures')}/figures/tsne.png",
             caption="../report/tremor_tsne.rst",
             category="Tremor",
             subcategory="Clusters",
         ),
         timeline_figure=report(
-            f"{TRE}/figures/clusters_over_time.png",
+            f"{keyed('tremor_deep_figures')}/figures/clusters_over_time.png",
             caption="../report/tremor_timeline.rst",
             category="Tremor",
             subcategory="Clusters",
         ),
         reconstruction_figure=report(
-            f"{TRE}/figures/reconstructions.png",
+            f"{keyed('tremor_deep_figures')}/figures/reconstructions.png",
             caption="../report/tremor_reconstructions.rst",
             category="Tremor",
             subcategory="Clusters",
         ),
         spectra_figure=report(
-            f"{TRE}/figures/cluster_spectrograms.png",
+            f"{keyed('tremor_deep_figures')}/figures/cluster_spectrograms.png",
             caption="../report/tremor_spectra.rst",
             category="Tremor",
             subcategory="Clusters",
         ),
+        record=stage_record("tremor_deep_figures"),
     log:
-        f"{LOGS}/tremor_deep_figures.log",
+        stage_log("tremor_deep_figures"),
+    benchmark:
+        stage_benchmark("tremor_deep_figures")
     params:
-        tsne=section(CFG.tremor.tsne),
-        plot=section(CFG.tremor.plot),
-        channels=section(CFG.tremor.preprocess.channels),
-        seed=CFG.seed,
+        **config_params("tremor_deep_figures"),
     threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
-        "../scripts/tremor_deep_figures.py"
+        "../scripts/stage.py"

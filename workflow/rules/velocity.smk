@@ -1,160 +1,173 @@
 # Velocity branch: ingest -> profiles -> elbow scan -> k-means / SOM -> figures.
-# Every rule calls one function of seiscluster.velocity.stages through workflow/scripts.
+# Keyed stages (results/stages/<stage>/{key}/, see common.smk); each calls its function of
+# seiscluster.velocity.stages through workflow/scripts/stage.py.
 
 
 rule velocity_ingest:
     input:
         unpack(model_source),
     output:
-        model=f"{VEL}/model.nc",
+        model=f"{keyed('velocity_ingest')}/model.nc",
+        record=stage_record("velocity_ingest"),
     log:
-        f"{LOGS}/velocity_ingest.log",
+        stage_log("velocity_ingest"),
+    benchmark:
+        stage_benchmark("velocity_ingest")
     params:
-        format=section(CFG.data.velocity.format),
-        variable=CFG.data.velocity.variable,
-        example=section(CFG.data.velocity.example),
+        **config_params("velocity_ingest"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_ingest.py"
+        "../scripts/stage.py"
 
 
 rule velocity_profiles:
     input:
-        model=rules.velocity_ingest.output.model,
+        model=upstream("velocity_ingest", "model"),
     output:
-        profiles=f"{VEL}/profiles.nc",
+        profiles=f"{keyed('velocity_profiles')}/profiles.nc",
+        record=stage_record("velocity_profiles"),
     log:
-        f"{LOGS}/velocity_profiles.log",
+        stage_log("velocity_profiles"),
+    benchmark:
+        stage_benchmark("velocity_profiles")
     params:
-        **section(CFG.velocity.profiles),
+        **config_params("velocity_profiles"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_profiles.py"
+        "../scripts/stage.py"
 
 
 rule velocity_elbow:
     input:
-        profiles=rules.velocity_profiles.output.profiles,
+        profiles=upstream("velocity_profiles", "profiles"),
     output:
-        table=f"{VEL}/elbow/elbow.csv",
-        choice=f"{VEL}/elbow/choice.json",
+        table=f"{keyed('velocity_elbow')}/elbow.csv",
+        choice=f"{keyed('velocity_elbow')}/choice.json",
         figure=report(
-            f"{VEL}/elbow/elbow.png",
+            f"{keyed('velocity_elbow')}/elbow.png",
             caption="../report/elbow.rst",
             category="Velocity",
             subcategory="Elbow scan",
         ),
+        record=stage_record("velocity_elbow"),
     log:
-        f"{LOGS}/velocity_elbow.log",
+        stage_log("velocity_elbow"),
+    benchmark:
+        stage_benchmark("velocity_elbow")
     params:
-        kmeans=section(CFG.velocity.kmeans),
-        elbow=section(CFG.velocity.elbow),
-        dpi=CFG.velocity.plot.dpi,
+        **config_params("velocity_elbow"),
     threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_elbow.py"
+        "../scripts/stage.py"
 
 
 rule velocity_kmeans:
     input:
-        unpack(elbow_outputs),
-        profiles=rules.velocity_profiles.output.profiles,
+        unpack(optional_upstream("velocity_elbow", choice="choice", table="table")),
+        profiles=upstream("velocity_profiles", "profiles"),
     output:
-        cluster_map=f"{VEL}/kmeans/cluster_map.csv",
-        clusters=f"{VEL}/kmeans/clusters.nc",
-        model=f"{VEL}/kmeans/model.pkl",
-        metrics=f"{VEL}/kmeans/metrics.json",
-        seisgo=directory(f"{VEL}/kmeans/seisgo"),
+        cluster_map=f"{keyed('velocity_kmeans')}/cluster_map.csv",
+        clusters=f"{keyed('velocity_kmeans')}/clusters.nc",
+        model=f"{keyed('velocity_kmeans')}/model.pkl",
+        metrics=f"{keyed('velocity_kmeans')}/metrics.json",
+        seisgo=directory(f"{keyed('velocity_kmeans')}/seisgo"),
+        record=stage_record("velocity_kmeans"),
     log:
-        f"{LOGS}/velocity_kmeans.log",
+        stage_log("velocity_kmeans"),
+    benchmark:
+        stage_benchmark("velocity_kmeans")
     params:
-        kmeans=section(CFG.velocity.kmeans),
-        source=CFG.velocity.source,
-        tag=CFG.velocity.tag,
-        silhouette_sample_size=CFG.velocity.elbow.silhouette_sample_size,
+        **config_params("velocity_kmeans"),
     threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_kmeans.py"
+        "../scripts/stage.py"
 
 
 rule velocity_som:
     input:
-        profiles=rules.velocity_profiles.output.profiles,
+        profiles=upstream("velocity_profiles", "profiles"),
     output:
-        cluster_map=f"{VEL}/som/cluster_map.csv",
-        clusters=f"{VEL}/som/clusters.nc",
-        model=f"{VEL}/som/model.pkl",
-        metrics=f"{VEL}/som/metrics.json",
-        seisgo=directory(f"{VEL}/som/seisgo"),
+        cluster_map=f"{keyed('velocity_som')}/cluster_map.csv",
+        clusters=f"{keyed('velocity_som')}/clusters.nc",
+        model=f"{keyed('velocity_som')}/model.pkl",
+        metrics=f"{keyed('velocity_som')}/metrics.json",
+        seisgo=directory(f"{keyed('velocity_som')}/seisgo"),
+        record=stage_record("velocity_som"),
     log:
-        f"{LOGS}/velocity_som.log",
+        stage_log("velocity_som"),
+    benchmark:
+        stage_benchmark("velocity_som")
     params:
-        som=section(CFG.velocity.som),
-        source=CFG.velocity.source,
-        tag=CFG.velocity.tag,
-        silhouette_sample_size=CFG.velocity.elbow.silhouette_sample_size,
+        **config_params("velocity_som"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_som.py"
+        "../scripts/stage.py"
 
 
 rule velocity_kmeans_figures:
     input:
-        profiles=rules.velocity_profiles.output.profiles,
-        clusters=rules.velocity_kmeans.output.clusters,
+        profiles=upstream("velocity_profiles", "profiles"),
+        clusters=upstream("velocity_kmeans", "clusters"),
     output:
         cluster_figure=report(
-            f"{VEL}/kmeans/clusters.png",
+            f"{keyed('velocity_kmeans_figures')}/clusters.png",
             caption="../report/cluster_profiles.rst",
             category="Velocity",
             subcategory="k-means",
         ),
         map_figure=report(
-            f"{VEL}/kmeans/cluster_map.png",
+            f"{keyed('velocity_kmeans_figures')}/cluster_map.png",
             caption="../report/cluster_map.rst",
             category="Velocity",
             subcategory="k-means",
         ),
+        record=stage_record("velocity_kmeans_figures"),
     log:
-        f"{LOGS}/velocity_kmeans_figures.log",
+        stage_log("velocity_kmeans_figures"),
+    benchmark:
+        stage_benchmark("velocity_kmeans_figures")
     params:
-        figsize=section(CFG.velocity.plot.figsize),
-        dpi=CFG.velocity.plot.dpi,
+        **config_params("velocity_kmeans_figures"),
     conda:
         "../../environment.yml"
     script:
-        "../scripts/velocity_figures.py"
+        "../scripts/stage.py"
 
 
 use rule velocity_kmeans_figures as velocity_som_figures with:
     input:
-        profiles=rules.velocity_profiles.output.profiles,
-        clusters=rules.velocity_som.output.clusters,
+        profiles=upstream("velocity_profiles", "profiles"),
+        clusters=upstream("velocity_som", "clusters"),
     output:
         cluster_figure=report(
-            f"{VEL}/som/clusters.png",
+            f"{keyed('velocity_som_figures')}/clusters.png",
             caption="../report/cluster_profiles.rst",
             category="Velocity",
             subcategory="SOM",
         ),
         map_figure=report(
-            f"{VEL}/som/cluster_map.png",
+            f"{keyed('velocity_som_figures')}/cluster_map.png",
             caption="../report/cluster_map.rst",
             category="Velocity",
             subcategory="SOM",
         ),
         som_figure=report(
-            f"{VEL}/som/som_maps.png",
+            f"{keyed('velocity_som_figures')}/som_maps.png",
             caption="../report/som_maps.rst",
             category="Velocity",
             subcategory="SOM",
         ),
+        record=stage_record("velocity_som_figures"),
     log:
-        f"{LOGS}/velocity_som_figures.log",
+        stage_log("velocity_som_figures"),
+    benchmark:
+        stage_benchmark("velocity_som_figures")
+    params:
+        **config_params("velocity_som_figures"),

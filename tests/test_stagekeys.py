@@ -1,0 +1,161 @@
+"""Stage keys: what each stage depends on, and the jobs Snakemake schedules from them."""
+
+import dataclasses
+import inspect
+import shutil
+
+import pytest
+from workflow_runs import FAST, TREMOR_FAST, snakemake, stage_jobs
+
+from seiscluster.config import compose
+from seiscluster.stagekeys import (
+    PACKAGE_DIR,
+    STAGES,
+    Registry,
+    active_stages,
+    code_hash,
+    code_sources,
+    stage_function,
+    stage_keys,
+    stage_params,
+)
+
+TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_spectrogram_figures",
+                 "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune",
+                 "tremor_deep_figures"]
+
+
+def keys(overrides):
+    return {stage: entry["key"] for stage, entry in stage_keys(compose(overrides)).items()}
+
+
+def changed(overrides, base=()):
+    before, after = keys(list(base)), keys([*base, *overrides])
+    assert set(before) == set(after)
+    return {stage for stage in before if before[stage] != after[stage]}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_every_value_a_stage_reads_is_an_argument_of_its_function(stage):
+    params = inspect.signature(stage_function(stage)).parameters
+    assert set(STAGES[stage].reads) | set(STAGES[stage].runtime) <= set(params)
+    for upstream in STAGES[stage].upstream:
+        assert list(STAGES).index(upstream) < list(STAGES).index(stage)
+
+
+def test_active_stages_follow_branches_methods_and_choices():
+    assert active_stages(compose(["branches=[tremor]"])) == TREMOR_STAGES
+    velocity = active_stages(compose(["branches=[velocity]", "velocity.methods=[kmeans]",
+                                      "velocity.kmeans.n_clusters=4"]))
+    assert velocity == ["velocity_ingest", "velocity_profiles", "velocity_kmeans",
+                        "velocity_kmeans_figures"]
+    entry = stage_keys(compose(["branches=[velocity]", "velocity.kmeans.n_clusters=4"]))
+    assert set(entry["velocity_kmeans"]["upstream"]) == {"velocity_profiles"}
+
+
+def test_a_changed_value_changes_the_keys_of_its_stage_and_downstream_only():
+    assert changed(["tremor.dec.kl_weight=0.2"]) == {"tremor_finetune", "tremor_deep_figures"}
+    assert changed(["velocity.profiles.dz=2"]) == {
+        "velocity_profiles", "velocity_elbow", "velocity_kmeans", "velocity_som",
+        "velocity_kmeans_figures", "velocity_som_figures"}
+    assert changed(["velocity.som.sigma=0.5"]) == {"velocity_som", "velocity_som_figures"}
+    assert changed(["tremor.pretrain.lr=0.002"]) == {
+        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures"}
+    assert changed(["velocity.plot.dpi=80"]) == {
+        "velocity_elbow", "velocity_kmeans", "velocity_kmeans_figures", "velocity_som_figures"}
+
+
+def test_keys_are_stable_and_unchanged_by_values_no_stage_reads():
+    assert keys([]) == keys([])
+    assert changed(["run=other"]) == set()
+
+
+def test_runtime_settings_reach_the_stage_but_not_its_key(monkeypatch):
+    spec = STAGES["velocity_som"]
+    monkeypatch.setitem(STAGES, "velocity_som", dataclasses.replace(
+        spec, runtime={"threads_hint": "velocity.plot.dpi"}))
+    assert stage_params("velocity_som", compose(["velocity.plot.dpi=80"]))["threads_hint"] == 80
+    assert "velocity_som" not in changed(["velocity.plot.dpi=80"])
+
+
+def test_a_user_file_path_is_part_of_the_ingest_key(tmp_path):
+    model = tmp_path / "model.nc"
+    model.write_bytes(b"")
+    assert "velocity_ingest" in changed([f"data.velocity.path={model}"])
+
+
+def test_code_of_a_stage_is_what_its_function_reaches():
+    assert "seiscluster.tremor.dec" in code_sources(STAGES["tremor_finetune"].function)
+    assert "seiscluster.tremor.dec" not in code_sources(STAGES["tremor_pretrain"].function)
+    profiles = code_sources(STAGES["velocity_profiles"].function)
+    assert "seiscluster.velocity.profiles" in profiles
+    assert "seiscluster.velocity.som" not in profiles
+    assert "def fit_som" not in profiles["seiscluster.velocity.stages"]
+    assert "seiscluster.velocity.som" in code_sources(STAGES["velocity_som"].function)
+
+
+def _copy_package(tmp_path, name):
+    root = tmp_path / name / "seiscluster"
+    shutil.copytree(PACKAGE_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_code_change_changes_the_keys_of_the_stages_that_run_it(tmp_path):
+    base, edited = _copy_package(tmp_path, "a"), _copy_package(tmp_path, "b")
+    _edit(edited / "velocity/som.py", "import math", "import math  # a comment\nimport os")
+    _edit(edited / "velocity/stages.py", '"""Self-organizing map fit;',
+          '"""A self-organizing map fit;')
+    for stage, differs in [("velocity_som", True), ("velocity_profiles", False),
+                           ("velocity_kmeans", False), ("tremor_finetune", False)]:
+        function = STAGES[stage].function
+        assert (code_hash(function, base) != code_hash(function, edited)) is differs, stage
+
+
+def test_comments_and_layout_do_not_change_the_code_hash(tmp_path):
+    base, edited = _copy_package(tmp_path, "a"), _copy_package(tmp_path, "b")
+    _edit(edited / "tremor/dec.py", "import math", "import math  # a comment\n\n")
+    function = STAGES["tremor_finetune"].function
+    assert code_hash(function, base) == code_hash(function, edited)
+
+
+def test_registry_finds_each_instance_and_its_upstream_keys():
+    registry = Registry()
+    for name, kl in (("a", 0.1), ("b", 0.2)):
+        registry.add(name, compose([*TREMOR_FAST, f"tremor.dec.kl_weight={kl}"]))
+    pretrain = registry.key("a", "tremor_pretrain")
+    assert pretrain == registry.key("b", "tremor_pretrain")
+    assert registry.instance(pretrain) == ("tremor_pretrain", "a")
+    finetune_b = registry.key("b", "tremor_finetune")
+    assert finetune_b != registry.key("a", "tremor_finetune")
+    assert registry.instance(finetune_b) == ("tremor_finetune", "b")
+    assert registry.upstream_key(finetune_b, "tremor_pretrain") == pretrain
+
+
+def test_dry_run_of_a_dec_sweep_pretrains_once(tmp_path):
+    proc = snakemake(tmp_path, TREMOR_FAST, "-n", run="dec",
+                     sweep=["tremor.dec.kl_weight=0.05,0.1,0.2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_jobs(proc.stdout) == {
+        "tremor_example": 1, "tremor_spectrograms": 1, "tremor_spectrogram_figures": 1,
+        "tremor_pretrain": 1, "tremor_embed_kscan": 1, "tremor_finetune": 3,
+        "tremor_deep_figures": 3}
+
+
+def test_dry_run_of_a_velocity_sweep_shares_the_stages_that_agree(tmp_path):
+    proc = snakemake(tmp_path, FAST, "-n", run="v",
+                     sweep=["velocity.kmeans.metric=euclidean,dtw",
+                            "velocity.profiles.spacing=1,2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_jobs(proc.stdout) == {
+        "velocity_ingest": 1, "velocity_profiles": 2, "velocity_elbow": 4,
+        "velocity_kmeans": 4, "velocity_kmeans_figures": 4, "velocity_som": 2,
+        "velocity_som_figures": 2}
+    text = proc.stdout
+    assert "results/sweeps/v/summary.csv" in text and "results/sweeps/v/index.html" in text
+    assert "results/v+metric=dtw+spacing=2/report.html" in text

@@ -1,0 +1,4 @@
+from seiscluster.sweep import summarise
+from seiscluster.workflow import run_stage
+
+run_stage(snakemake, summarise)  # noqa: F821 (snakemake is injected by the script directive)
