@@ -120,7 +120,7 @@ def test_external_resource_would_be_reported(tmp_path):
 
 @pytest.mark.slow
 def test_report_of_a_workflow_run_of_both_branches(tmp_path_factory, tmp_path):
-    from test_workflow import FAST, TREMOR_FAST, completed_run
+    from workflow_runs import FAST, TREMOR_FAST, completed_run
 
     overrides = [o for o in FAST + TREMOR_FAST if not o.startswith("branches=")]
     run = completed_run(tmp_path_factory, [*overrides, "branches=[velocity,tremor]"])

@@ -18,7 +18,7 @@ import hashlib
 import importlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,11 @@ class Stage:
     ``reads`` maps the stage function's keyword arguments to the config paths they come
     from (the rule's params); ``runtime`` does the same for settings that change how fast a
     stage runs but never its result (passed, not hashed into the key); ``also_keys`` are
-    config values hashed into the key that reach the stage as input files instead (a user's
-    model path); ``folder`` is the place of the stage's products inside ``results/<run>/``;
-    ``links`` are extra folders of the keyed directory shown in the run folder (the
-    pretraining checkpoints).
+    config values hashed into the key but not passed as such (a user's model path, which
+    reaches the stage as an input file; the spectrogram day blocks, inside ``compute``);
+    ``folder`` is the place of the stage's products inside ``results/<run>/``; ``links`` are
+    extra folders of the keyed directory shown in the run folder (the pretraining
+    checkpoints).
     """
 
     function: str
@@ -86,6 +87,8 @@ def _tremor(function: str, folder: str, upstream: tuple[str, ...],
 
 
 _SEEDED = {"channels": "tremor.preprocess.channels", "seed": "seed"}
+#: The dask scheduler settings (``compute``): how a stage runs, not what it computes.
+_COMPUTE = {"compute": "compute"}
 
 #: Every keyed stage, in an order where a stage follows its upstream stages.
 STAGES: dict[str, Stage] = {
@@ -99,13 +102,13 @@ STAGES: dict[str, Stage] = {
         function="seiscluster.velocity.stages:profiles",
         reads={"zrange": "velocity.profiles.zrange", "spacing": "velocity.profiles.spacing",
                "dz": "velocity.profiles.dz"},
-        folder="velocity", upstream=("velocity_ingest",),
+        folder="velocity", upstream=("velocity_ingest",), runtime=_COMPUTE,
     ),
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
                "dpi": "velocity.plot.dpi"},
-        folder="velocity/elbow", upstream=("velocity_profiles",),
+        folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
     ),
     "velocity_kmeans": _velocity_fit("kmeans"),
     "velocity_som": _velocity_fit("som"),
@@ -114,9 +117,12 @@ STAGES: dict[str, Stage] = {
     "tremor_example": _tremor(
         "make_example", "tremor/example", (), example="data.waveforms.example",
         window_length="tremor.spectrogram.window_length"),
-    "tremor_spectrograms": _tremor(
+    # The day blocks change the stored values in their last float32 digit (the detrend
+    # spans a block), so they are hashed; the rest of ``compute`` is runtime.
+    "tremor_spectrograms": replace(_tremor(
         "spectrograms", "tremor", ("tremor_example",), waveforms="data.waveforms",
         preprocess="tremor.preprocess", spectrogram="tremor.spectrogram"),
+        runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",)),
     "tremor_spectrogram_figures": _tremor(
         "spectrogram_figures", "tremor/figures", ("tremor_spectrograms",),
         dpi="tremor.plot.dpi"),

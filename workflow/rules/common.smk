@@ -248,13 +248,15 @@ def report_inputs(wildcards):
     run = wildcards.run
     vel, tre = f"results/{run}/velocity", f"results/{run}/tremor"
     cfg = config_of(run)
-    files = {"config": f"results/{run}/config.yaml"}
+    files = {"config": f"results/{run}/config.yaml",
+             "provenance": f"results/{run}/provenance.json"}
     if "tremor" in run_branches(run):
         files |= {
             "spectrograms": f"{tre}/spectrograms.zarr",
             "skipped": f"{tre}/skipped_windows.csv",
             "kscan_choice": f"{tre}/kscan/choice.json",
             "dec_metrics": f"{tre}/dec/metrics.json",
+            "dec_history": f"{tre}/dec/history.csv",
         } | {f"figure_{name}": f"{tre}/figures/{name}.png" for name in TREMOR_FIGURES}
     if "velocity" not in run_branches(run):
         return files

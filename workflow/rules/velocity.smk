@@ -33,6 +33,7 @@ rule velocity_profiles:
         stage_benchmark("velocity_profiles")
     params:
         **config_params("velocity_profiles"),
+    threads: MAX_THREADS
     conda:
         "../../environment.yml"
     script:
