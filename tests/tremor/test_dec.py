@@ -10,9 +10,14 @@ from seiscluster.errors import InputError
 from seiscluster.tremor.autoencoder import ConvAutoencoder, embed
 from seiscluster.tremor.dec import (
     ClusterAssignment,
+    DECModel,
+    _Gradients,
+    _halves_in_parallel,
+    fabric_for,
     fit_dec,
     load_dec,
     target_distribution,
+    trained_parameters,
 )
 from seiscluster.tremor.kscan import fit_kmeans
 
@@ -114,6 +119,42 @@ def test_same_seed_same_labels():
                             trainer=TRAINER, seed=1))
     np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
     np.testing.assert_array_equal(runs[0].q, runs[1].q)
+
+
+def test_one_or_two_threads_give_the_same_labels():
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            ae, x, km, _ = _setup(seed=2)
+            runs.append(fit_dec(ae, x, km.centres, km.labels, dec={**DEC, "maxiter": 30},
+                                trainer=TRAINER, seed=2))
+            assert torch.get_num_threads() == threads  # restored after the fit
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
+    np.testing.assert_array_equal(runs[0].q, runs[1].q)
+
+
+@pytest.mark.parametrize("rec_weight", [0.0, 1.0])
+def test_half_batch_gradients_add_up_to_the_batch_gradient(rec_weight):
+    ae, x, km, _ = _setup()
+    model = DECModel(ae, km.centres)
+    params = trained_parameters(model, rec_weight > 0)
+    p_all = target_distribution(model(x)[1].detach())
+    idx = torch.arange(3, 90, 4)  # 22 rows, in no particular cluster order
+    whole = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, None)
+    losses = whole(idx, p_all)
+    expected = [p.grad.clone() for p in params]
+    with _halves_in_parallel(torch.device("cpu")) as run:
+        halves = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, run)
+        np.testing.assert_allclose(halves(idx, p_all).numpy(), losses.numpy(), rtol=1e-5)
+    assert any(p is ae.decoder_convs[0].weight for p in params) == (rec_weight > 0)
+    for p, g in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-7)
+    kl = torch.nn.functional.kl_div(model(x[idx])[1].log(), p_all[idx], reduction="batchmean")
+    assert losses[0].item() == pytest.approx(kl.item(), rel=1e-5)
 
 
 def test_fine_tuning_sharpens_the_assignments():
