@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from seiscluster.errors import InputError
-from seiscluster.tremor.autoencoder import ConvAutoencoder, embed
+from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads, embed
 from seiscluster.tremor.dec import (
     ClusterAssignment,
     DECModel,
     _Gradients,
-    _halves_in_parallel,
     fabric_for,
     fit_dec,
     load_dec,
@@ -121,6 +122,22 @@ def test_same_seed_same_labels():
     np.testing.assert_array_equal(runs[0].q, runs[1].q)
 
 
+def test_half_batch_threads_map_the_halves_in_order_on_two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with HalfBatchThreads(torch.device("cpu")) as halves:
+            assert torch.get_num_threads() == 1
+            out = halves.map(lambda part: (part * 2, torch.get_num_threads(),
+                                           threading.get_ident()), torch.arange(7))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(torch.cat([o[0] for o in out]), torch.arange(7) * 2)
+    assert [len(o[0]) for o in out] == [4, 3]
+    assert [o[1] for o in out] == [1, 1] and out[0][2] != out[1][2]
+
+
 def test_one_or_two_threads_give_the_same_labels():
     runs = []
     before = torch.get_num_threads()
@@ -144,12 +161,12 @@ def test_half_batch_gradients_add_up_to_the_batch_gradient(rec_weight):
     params = trained_parameters(model, rec_weight > 0)
     p_all = target_distribution(model(x)[1].detach())
     idx = torch.arange(3, 90, 4)  # 22 rows, in no particular cluster order
-    whole = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, None)
-    losses = whole(idx, p_all)
+    whole = HalfBatchThreads(torch.device("meta"))  # not CPU: the batch stays whole
+    losses = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, whole)(idx, p_all)
     expected = [p.grad.clone() for p in params]
-    with _halves_in_parallel(torch.device("cpu")) as run:
-        halves = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, run)
-        np.testing.assert_allclose(halves(idx, p_all).numpy(), losses.numpy(), rtol=1e-5)
+    with HalfBatchThreads(torch.device("cpu")) as halves:
+        got = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, halves)(idx, p_all)
+    np.testing.assert_allclose(got.numpy(), losses.numpy(), rtol=1e-5)
     assert any(p is ae.decoder_convs[0].weight for p in params) == (rec_weight > 0)
     for p, g in zip(params, expected, strict=True):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-7)

@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,7 @@ from torch import Tensor, nn
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
-from seiscluster.tremor.autoencoder import ConvAutoencoder
+from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads
 
 log = logging.getLogger(__name__)
 
@@ -195,51 +193,11 @@ def trained_parameters(model: DECModel, reconstruct: bool) -> list[nn.Parameter]
     return params
 
 
-Runner = Callable[[Callable[[Tensor], Any], Sequence[Tensor]], list[Any]]
-
-
-@contextmanager
-def _halves_in_parallel(device: torch.device) -> Iterator[Runner | None]:
-    """On CPU, a ``run(fn, (a, b))`` that computes ``[fn(a), fn(b)]`` in two threads.
-
-    Each thread gets half of torch's intra-op threads (at least one). The small
-    convolutions of a DEC batch scale poorly over OpenMP threads (and collapse when the
-    machine is oversubscribed: the team waits for a descheduled thread), two independent
-    half batches do not. Elsewhere (GPU) None: the whole batch in one go.
-    """
-    if device.type != "cpu":
-        yield None
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(threads // 2, 1))
-    pool = ThreadPoolExecutor(1, initializer=torch.set_num_threads,
-                              initargs=(max(threads // 2, 1),)) if threads > 1 else None
-
-    def run(fn: Callable[[Tensor], Any], parts: Sequence[Tensor]) -> list[Any]:
-        if pool is None:
-            return [fn(part) for part in parts]
-        second = pool.submit(fn, parts[1])
-        try:
-            first = fn(parts[0])
-        finally:
-            done = second.result()
-        return [first, done]
-
-    try:
-        yield run
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        torch.set_num_threads(threads)
-
-
 def _predict_all(model: nn.Module, x: Tensor, batch_size: int,
-                 run: Runner | None) -> tuple[Tensor, Tensor]:
-    """:func:`predict` of all samples, the two halves of ``x`` in parallel on CPU."""
-    if run is None:
-        return predict(model, x, batch_size)
-    (z0, q0), (z1, q1) = run(lambda part: predict(model, part, batch_size), x.tensor_split(2))
-    return torch.cat([z0, z1]), torch.cat([q0, q1])
+                 halves: HalfBatchThreads) -> tuple[Tensor, Tensor]:
+    """:func:`predict` of all samples (the two halves of ``x`` in parallel on CPU)."""
+    parts = halves.map(lambda part: predict(model, part, batch_size), x)
+    return torch.cat([z for z, _ in parts]), torch.cat([q for _, q in parts])
 
 
 @dataclass
@@ -247,7 +205,7 @@ class _Gradients:
     """Gradients of one batch's loss ``kl_weight * KL + reconstruction_weight * MSE``.
 
     The batch means are sums over rows divided by the batch size, so the gradients of the
-    two halves of a CPU batch (see :func:`_halves_in_parallel`) add up to the whole
+    two halves of a CPU batch (see :class:`HalfBatchThreads`) add up to the whole
     batch's; they are added in a fixed order (same seed, same result, on 1 or 2 threads).
     """
 
@@ -257,7 +215,7 @@ class _Gradients:
     x: Tensor
     kl_weight: float
     rec_weight: float
-    run: Runner | None
+    halves: HalfBatchThreads
 
     def _loss(self, idx: Tensor, p_all: Tensor, n: int) -> tuple[Tensor, Tensor]:
         xb = self.x.index_select(0, idx)
@@ -274,7 +232,7 @@ class _Gradients:
     def __call__(self, idx: Tensor, p_all: Tensor) -> Tensor:
         """Set the parameters' ``.grad`` for the batch ``idx``; its (KL, MSE) losses."""
         n = len(idx)
-        if self.run is None:
+        if not self.halves.parallel:
             for param in self.params:
                 param.grad = None
             loss, losses = self._loss(idx, p_all, n)
@@ -285,7 +243,7 @@ class _Gradients:
             loss, losses = self._loss(part, p_all, n)
             return torch.autograd.grad(loss, self.params), losses
 
-        (g0, l0), (g1, l1) = self.run(grads, idx.tensor_split(2))
+        (g0, l0), (g1, l1) = self.halves.map(grads, idx)
         for param, a, b in zip(self.params, g0, g1, strict=True):
             param.grad = a + b
         return l0 + l1
@@ -342,12 +300,12 @@ def fit_dec(
     sums = torch.zeros(2, device=fabric.device)  # running KL and reconstruction losses
     n_batches, ite, converged, reason = 0, 0, False, "maxiter"
     t_update = time.perf_counter()
-    with _halves_in_parallel(fabric.device) as run:
+    with HalfBatchThreads(fabric.device) as halves:
         gradients = _Gradients(model, params, fabric, x, float(cfg["kl_weight"]), rec_weight,
-                               run)
+                               halves)
         while True:
             if ite % interval == 0 or ite == maxiter:
-                z_all, q_all = _predict_all(model, x, eval_batch_size, run)
+                z_all, q_all = _predict_all(model, x, eval_batch_size, halves)
                 if not torch.isfinite(q_all).all():
                     _diverged(ite, checkpoint)
                 p_all = target_distribution(q_all.double()).float()
