@@ -1,25 +1,34 @@
 """Speed of the deep clustering on 2,390 synthetic 96 x 128 windows (the ClusTremor size).
 
     python bench/dec_speed.py [--threads 2] [--epochs 4] [--iters 1000] [--compile]
-                              [--no-channels-last] [--repeat 1]
+                              [--no-channels-last] [--repeat 1] [--only-dec]
+                              [--keras [--keras-python /work/tfvenv/bin/python]]
 
 Measures, with the reference architecture and settings: one pretraining epoch through
 the Lightning Trainer (1,912 training + 478 validation windows, batch 32), 1,000 DEC
 iterations (batch 32, with their 5 whole-data target updates, update_interval 200),
 embedding every window, and the k-means scan k = 2..15 with n_init = 20. The reference
-figures (Keras/TensorFlow notebook on its author's machine; plain eager PyTorch port) are
-printed beside them. Timings vary with other load on the machine: ``--repeat`` keeps the
-best of several runs of the DEC and embedding measurements.
+figures (the Keras/TensorFlow notebook's settings, measured once on this machine) are
+printed beside them. ``--keras`` measures the reference in the same run instead: it runs
+``bench/dec_speed_keras.py`` (the notebook's model and loops in Keras) under a Python
+with TensorFlow (``--keras-python``, a separate venv: the project's has no TensorFlow) on
+the same windows and prints the ratios. ``--only-dec`` skips the pretraining and k-scan
+measurements. Timings vary with other load on the machine: ``--repeat`` keeps the best of
+several runs of the DEC and embedding measurements (on both sides).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -28,7 +37,7 @@ import torch
 from seiscluster.tremor.autoencoder import AutoencoderModule, ConvAutoencoder, embed
 from seiscluster.tremor.datamodule import SpectrogramDataModule, as_tensor
 from seiscluster.tremor.dec import fit_dec
-from seiscluster.tremor.kscan import kscan
+from seiscluster.tremor.kscan import fit_kmeans, kscan
 
 REFERENCE = {"pretrain epoch": 5.0, "1000 DEC iterations": 21.0, "embed all windows": 1.1,
              "k scan 2..15 (n_init 20)": 88.0}
@@ -80,31 +89,11 @@ def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, compile_: bool, root: s
     return times
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--iters", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--no-channels-last", action="store_true")
-    args = ap.parse_args()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("lightning").setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
-    cl = not args.no_channels_last
-    x, _ = synthetic_windows()
-    print(f"{x.shape[0]} windows of {x.shape[2]} x {x.shape[3]}, {args.threads} threads, "
-          f"channels_last={cl}, compile={args.compile}, torch {torch.__version__}")
+def bench_dec(x: np.ndarray, args: argparse.Namespace, cl: bool) -> dict[str, float]:
+    """Embedding, k scan (unless ``--only-dec``) and DEC timings of the seiscluster code."""
     results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as root:
-        L.seed_everything(0, verbose=False)
-        times = bench_pretrain(x, args.epochs, cl, args.compile, root)
-    steady = times[1:] or times
-    print("pretrain epochs (s): " + ", ".join(f"{t:.2f}" for t in times))
-    results["pretrain epoch"] = statistics.median(steady)
     torch.manual_seed(0)
-    ae = ConvAutoencoder(x.shape[1:], **{k: v for k, v in MODEL.items()})
+    ae = ConvAutoencoder(x.shape[1:], **MODEL)
     if cl:
         ae.to(memory_format=torch.channels_last)
     xt = as_tensor(x, cl)
@@ -114,11 +103,14 @@ def main() -> None:
         z, _ = embed(ae.eval(), xt, batch_size=64)
         best = min(best, time.perf_counter() - start)
     results["embed all windows"] = best
-    start = time.perf_counter()
-    res = kscan(z, k_min=2, k_max=15, n_init=20, seed=0, n_jobs=args.threads)
-    results["k scan 2..15 (n_init 20)"] = time.perf_counter() - start
-    print(f"k scan: {res.message}")
-    fit = res.fits[4]
+    if args.only_dec:
+        fit = fit_kmeans(z, 6, n_init=1, seed=0)
+    else:
+        start = time.perf_counter()
+        res = kscan(z, k_min=2, k_max=15, n_init=20, seed=0, n_jobs=args.threads)
+        results["k scan 2..15 (n_init 20)"] = time.perf_counter() - start
+        print(f"k scan: {res.message}")
+        fit = res.fits[4]
     best = float("inf")
     for _ in range(args.repeat):
         model = ConvAutoencoder(x.shape[1:], **MODEL)
@@ -127,12 +119,69 @@ def main() -> None:
                       dec={"maxiter": args.iters, "tol": 0.0, "update_interval": 200},
                       trainer={"channels_last": cl, "compile": args.compile}, seed=0)
         best = min(best, out.seconds)
-        print(f"DEC: {out.n_iter} iterations, {len(out.history)} target updates, "
-              f"{out.seconds:.2f} s")
+        print(f"DEC: {out.n_iter} iterations, {len(out.history)} target updates "
+              f"(whole-data passes), {out.seconds:.2f} s")
     results["1000 DEC iterations"] = best * 1000 / args.iters
-    print(f"\n{'measure':28s} {'seiscluster':>12s} {'target':>8s} {'reference':>10s}")
+    return results
+
+
+def bench_keras(x: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
+    """The Keras reference on the same windows, in a subprocess under ``--keras-python``."""
+    script = Path(__file__).with_name("dec_speed_keras.py")
+    with tempfile.TemporaryDirectory() as root:
+        data = Path(root) / "windows.npy"
+        np.save(data, x)
+        cmd = [args.keras_python, str(script), "--data", str(data), "--threads",
+               str(args.threads), "--epochs", str(0 if args.only_dec else args.epochs),
+               "--iters", str(args.iters),
+               "--repeat", str(args.repeat)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"the Keras reference failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--iters", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--only-dec", action="store_true",
+                    help="measure the embedding and DEC only (no pretraining, no k scan)")
+    ap.add_argument("--keras", action="store_true",
+                    help="measure the Keras/TensorFlow reference in the same run")
+    ap.add_argument("--keras-python", default="/work/tfvenv/bin/python",
+                    help="a Python with tensorflow (for --keras)")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    cl = not args.no_channels_last
+    x, _ = synthetic_windows()
+    print(f"{x.shape[0]} windows of {x.shape[2]} x {x.shape[3]}, {args.threads} threads, "
+          f"channels_last={cl}, compile={args.compile}, torch {torch.__version__}")
+    results: dict[str, float] = {}
+    if not args.only_dec:
+        with tempfile.TemporaryDirectory() as root:
+            L.seed_everything(0, verbose=False)
+            times = bench_pretrain(x, args.epochs, cl, args.compile, root)
+        print("pretrain epochs (s): " + ", ".join(f"{t:.2f}" for t in times))
+        results["pretrain epoch"] = statistics.median(times[1:] or times)
+    results.update(bench_dec(x, args, cl))
+    reference, source = REFERENCE, "reference"
+    if args.keras:
+        reference, source = bench_keras(x, args), "Keras now"
+    print(f"\n{'measure':28s} {'seiscluster':>12s} {'target':>8s} {source:>10s} {'speed-up':>9s}")
     for name, value in results.items():
-        print(f"{name:28s} {value:11.2f}s {TARGET[name]:7.1f}s {REFERENCE[name]:9.1f}s")
+        ref = reference.get(name, REFERENCE[name])
+        note = "" if name in reference else "  (stored reference figure)"
+        print(f"{name:28s} {value:11.2f}s {TARGET[name]:7.1f}s {ref:9.2f}s {ref / value:8.2f}x"
+              f"{note}")
 
 
 if __name__ == "__main__":

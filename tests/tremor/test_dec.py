@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from seiscluster.errors import InputError
-from seiscluster.tremor.autoencoder import ConvAutoencoder, embed
+from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads, embed
 from seiscluster.tremor.dec import (
     ClusterAssignment,
+    DECModel,
+    _Gradients,
+    fabric_for,
     fit_dec,
     load_dec,
     target_distribution,
+    trained_parameters,
 )
 from seiscluster.tremor.kscan import fit_kmeans
 
@@ -114,6 +120,58 @@ def test_same_seed_same_labels():
                             trainer=TRAINER, seed=1))
     np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
     np.testing.assert_array_equal(runs[0].q, runs[1].q)
+
+
+def test_half_batch_threads_map_the_halves_in_order_on_two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with HalfBatchThreads(torch.device("cpu")) as halves:
+            assert torch.get_num_threads() == 1
+            out = halves.map(lambda part: (part * 2, torch.get_num_threads(),
+                                           threading.get_ident()), torch.arange(7))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(torch.cat([o[0] for o in out]), torch.arange(7) * 2)
+    assert [len(o[0]) for o in out] == [4, 3]
+    assert [o[1] for o in out] == [1, 1] and out[0][2] != out[1][2]
+
+
+def test_one_or_two_threads_give_the_same_labels():
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            ae, x, km, _ = _setup(seed=2)
+            runs.append(fit_dec(ae, x, km.centres, km.labels, dec={**DEC, "maxiter": 30},
+                                trainer=TRAINER, seed=2))
+            assert torch.get_num_threads() == threads  # restored after the fit
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
+    np.testing.assert_array_equal(runs[0].q, runs[1].q)
+
+
+@pytest.mark.parametrize("rec_weight", [0.0, 1.0])
+def test_half_batch_gradients_add_up_to_the_batch_gradient(rec_weight):
+    ae, x, km, _ = _setup()
+    model = DECModel(ae, km.centres)
+    params = trained_parameters(model, rec_weight > 0)
+    p_all = target_distribution(model(x)[1].detach())
+    idx = torch.arange(3, 90, 4)  # 22 rows, in no particular cluster order
+    whole = HalfBatchThreads(torch.device("meta"))  # not CPU: the batch stays whole
+    losses = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, whole)(idx, p_all)
+    expected = [p.grad.clone() for p in params]
+    with HalfBatchThreads(torch.device("cpu")) as halves:
+        got = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, halves)(idx, p_all)
+    np.testing.assert_allclose(got.numpy(), losses.numpy(), rtol=1e-5)
+    assert any(p is ae.decoder_convs[0].weight for p in params) == (rec_weight > 0)
+    for p, g in zip(params, expected, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-7)
+    kl = torch.nn.functional.kl_div(model(x[idx])[1].log(), p_all[idx], reduction="batchmean")
+    assert losses[0].item() == pytest.approx(kl.item(), rel=1e-5)
 
 
 def test_fine_tuning_sharpens_the_assignments():

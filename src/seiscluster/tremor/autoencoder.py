@@ -17,7 +17,8 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -316,18 +317,71 @@ def load_autoencoder(path: str | Path, map_location: str | torch.device = "cpu")
     return model
 
 
-@torch.inference_mode()
+class HalfBatchThreads:
+    """Maps a function over the two halves of a batch, in two threads on CPU.
+
+    Each thread gets half of torch's intra-op threads (at least one). The small
+    convolutions of this model scale poorly over OpenMP threads, and collapse when the
+    machine is oversubscribed (every layer waits for a descheduled thread); two
+    independent half batches do neither. On CPU the batch is halved even on one thread,
+    so results do not depend on the thread count; elsewhere (GPU) it stays whole. Use as
+    a context manager: the thread settings are restored on exit.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.parallel = device.type == "cpu"
+        self._threads = torch.get_num_threads()
+        self._pool: ThreadPoolExecutor | None = None
+        if self.parallel:
+            per_half = max(self._threads // 2, 1)
+            torch.set_num_threads(per_half)
+            if self._threads > 1:
+                self._pool = ThreadPoolExecutor(1, initializer=torch.set_num_threads,
+                                                initargs=(per_half,))
+
+    def map(self, fn: Callable[[Tensor], Any], batch: Tensor) -> list[Any]:
+        """``[fn(half) for half in the halves of batch]`` (``[fn(batch)]`` off CPU)."""
+        if not self.parallel:
+            return [fn(batch)]
+        first, second = batch.tensor_split(2)
+        if self._pool is None:
+            return [fn(first), fn(second)]
+        later = self._pool.submit(fn, second)
+        try:
+            done = fn(first)
+        finally:
+            other = later.result()
+        return [done, other]
+
+    def __enter__(self) -> HalfBatchThreads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+        torch.set_num_threads(self._threads)
+
+
 def embed(
     model: ConvAutoencoder, x: Tensor, batch_size: int = 64, reconstruct: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Embeddings (and reconstructions when asked) of all samples, in batches, as numpy."""
     device = next(model.parameters()).device
+    with HalfBatchThreads(device) as halves:
+        parts = halves.map(lambda part: _embed_part(model, part, batch_size, reconstruct), x)
+    z_all = torch.cat([z for z, _ in parts]).numpy()
+    return z_all, (torch.cat([r for _, r in parts]).contiguous().numpy() if reconstruct
+                   else None)
+
+
+@torch.inference_mode()
+def _embed_part(model: ConvAutoencoder, x: Tensor, batch_size: int,
+                reconstruct: bool) -> tuple[Tensor, Tensor | None]:
+    device = next(model.parameters()).device
     zs, rs = [], []
     for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size].to(device)
-        z = model.encode(xb)
+        z = model.encode(x[start:start + batch_size].to(device))
         zs.append(z.float().cpu())
         if reconstruct:
             rs.append(model.decode(z).float().cpu())
-    z_all = torch.cat(zs).numpy()
-    return z_all, (torch.cat(rs).contiguous().numpy() if reconstruct else None)
+    return torch.cat(zs), (torch.cat(rs) if reconstruct else None)

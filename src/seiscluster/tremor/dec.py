@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
-from seiscluster.tremor.autoencoder import ConvAutoencoder
+from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,72 @@ def _batches(n: int, batch_size: int, seed: int):
         epoch += 1
 
 
+def trained_parameters(model: DECModel, reconstruct: bool) -> list[nn.Parameter]:
+    """What fine-tuning trains: the centres and the encoder (DEC), and the decoder (IDEC)."""
+    ae = model.autoencoder
+    params = [*model.assignment.parameters(), *ae.encoder_convs.parameters(),
+              *ae.to_latent.parameters()]
+    if reconstruct:
+        params += [*ae.from_latent.parameters(), *ae.decoder_convs.parameters()]
+    return params
+
+
+def _predict_all(model: nn.Module, x: Tensor, batch_size: int,
+                 halves: HalfBatchThreads) -> tuple[Tensor, Tensor]:
+    """:func:`predict` of all samples (the two halves of ``x`` in parallel on CPU)."""
+    parts = halves.map(lambda part: predict(model, part, batch_size), x)
+    return torch.cat([z for z, _ in parts]), torch.cat([q for _, q in parts])
+
+
+@dataclass
+class _Gradients:
+    """Gradients of one batch's loss ``kl_weight * KL + reconstruction_weight * MSE``.
+
+    The batch means are sums over rows divided by the batch size, so the gradients of the
+    two halves of a CPU batch (see :class:`HalfBatchThreads`) add up to the whole
+    batch's; they are added in a fixed order (same seed, same result, on 1 or 2 threads).
+    """
+
+    model: nn.Module
+    params: list[nn.Parameter]
+    fabric: L.Fabric
+    x: Tensor
+    kl_weight: float
+    rec_weight: float
+    halves: HalfBatchThreads
+
+    def _loss(self, idx: Tensor, p_all: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        xb = self.x.index_select(0, idx)
+        _, q, recon = self.model(xb, self.rec_weight > 0)
+        kl = F.kl_div(q.float().clamp_min(1e-12).log(), p_all.index_select(0, idx),
+                      reduction="sum") / n
+        loss = self.kl_weight * kl
+        rec = torch.zeros((), device=kl.device)
+        if recon is not None:
+            rec = F.mse_loss(recon.float(), xb, reduction="sum") / (n * xb[0].numel())
+            loss = loss + self.rec_weight * rec
+        return loss, torch.stack([kl.detach(), rec.detach()])
+
+    def __call__(self, idx: Tensor, p_all: Tensor) -> Tensor:
+        """Set the parameters' ``.grad`` for the batch ``idx``; its (KL, MSE) losses."""
+        n = len(idx)
+        if not self.halves.parallel:
+            for param in self.params:
+                param.grad = None
+            loss, losses = self._loss(idx, p_all, n)
+            self.fabric.backward(loss)
+            return losses
+
+        def grads(part: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+            loss, losses = self._loss(part, p_all, n)
+            return torch.autograd.grad(loss, self.params), losses
+
+        (g0, l0), (g1, l1) = self.halves.map(grads, idx)
+        for param, a, b in zip(self.params, g0, g1, strict=True):
+            param.grad = a + b
+        return l0 + l1
+
+
 def fit_dec(
     autoencoder: ConvAutoencoder,
     x: Tensor,
@@ -218,12 +284,8 @@ def fit_dec(
     model = DECModel(autoencoder, centres, float(cfg["alpha"]))
     if trainer.get("channels_last", True):
         model.to(memory_format=torch.channels_last)
-    reconstruct = float(cfg["reconstruction_weight"]) > 0
-    params = list(model.assignment.parameters()) + list(autoencoder.encoder_convs.parameters()) \
-        + list(autoencoder.to_latent.parameters())
-    if reconstruct:
-        params += list(autoencoder.from_latent.parameters()) \
-            + list(autoencoder.decoder_convs.parameters())
+    rec_weight = float(cfg["reconstruction_weight"])
+    params = trained_parameters(model, rec_weight > 0)
     optimizer = torch.optim.SGD(params, lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
                                 foreach=True)
     if trainer.get("compile", False):
@@ -231,73 +293,66 @@ def fit_dec(
     model, optimizer = fabric.setup(model, optimizer)
     memory = torch.channels_last if trainer.get("channels_last", True) else torch.contiguous_format
     x = x.to(fabric.device).contiguous(memory_format=memory)
-    n = int(x.shape[0])
-    kl_weight, rec_weight = float(cfg["kl_weight"]), float(cfg["reconstruction_weight"])
     interval, maxiter, tol = int(cfg["update_interval"]), int(cfg["maxiter"]), float(cfg["tol"])
-    batches = _batches(n, int(cfg["batch_size"]), seed)
+    batches = _batches(int(x.shape[0]), int(cfg["batch_size"]), seed)
     y_last = torch.as_tensor(np.asarray(initial_labels), device=fabric.device)
     rows: list[dict[str, Any]] = []
     sums = torch.zeros(2, device=fabric.device)  # running KL and reconstruction losses
     n_batches, ite, converged, reason = 0, 0, False, "maxiter"
     t_update = time.perf_counter()
-    while True:
-        if ite % interval == 0 or ite == maxiter:
-            z_all, q_all = predict(model, x, eval_batch_size)
-            if not torch.isfinite(q_all).all():
+    with HalfBatchThreads(fabric.device) as halves:
+        gradients = _Gradients(model, params, fabric, x, float(cfg["kl_weight"]), rec_weight,
+                               halves)
+        while True:
+            if ite % interval == 0 or ite == maxiter:
+                z_all, q_all = _predict_all(model, x, eval_batch_size, halves)
+                if not torch.isfinite(q_all).all():
+                    _diverged(ite, checkpoint)
+                p_all = target_distribution(q_all.double()).float()
+                y = q_all.argmax(1)
+                delta = float((y != y_last).float().mean())
+                y_last = y
+                means = (sums / max(n_batches, 1)).tolist()
+                rows.append({
+                    "iteration": ite, "delta_label": delta,
+                    "kl_loss": means[0] if n_batches else math.nan,
+                    "reconstruction_loss": means[1] if n_batches and rec_weight > 0 else math.nan,
+                    "seconds": time.perf_counter() - start,
+                })
+                log.info("DEC iteration %d/%d: delta-label %.5f, KL %.5f%s (%.1f s)", ite,
+                         maxiter, delta, rows[-1]["kl_loss"],
+                         f", reconstruction {means[1]:.5f}" if rec_weight > 0 and n_batches
+                         else "", time.perf_counter() - t_update)
+                t_update = time.perf_counter()
+                sums.zero_()
+                n_batches = 0
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, _inner(model), iteration=ite, dec=cfg)
+                if ite > 0 and delta < tol:
+                    converged, reason = True, f"delta-label {delta:.3g} < tol {tol:g}"
+                    break
+                if ite >= maxiter:
+                    reason = f"maxiter {maxiter} reached"
+                    break
+            losses = gradients(next(batches).to(fabric.device), p_all)
+            if not torch.isfinite(losses).all():
                 _diverged(ite, checkpoint)
-            p_all = target_distribution(q_all.double()).float()
-            y = q_all.argmax(1)
-            delta = float((y != y_last).float().mean())
-            y_last = y
-            means = (sums / max(n_batches, 1)).tolist()
-            rows.append({
-                "iteration": ite, "delta_label": delta,
-                "kl_loss": means[0] if n_batches else math.nan,
-                "reconstruction_loss": means[1] if n_batches and reconstruct else math.nan,
-                "seconds": time.perf_counter() - start,
-            })
-            log.info("DEC iteration %d/%d: delta-label %.5f, KL %.5f%s (%.1f s)", ite, maxiter,
-                     delta, rows[-1]["kl_loss"],
-                     f", reconstruction {means[1]:.5f}" if reconstruct and n_batches else "",
-                     time.perf_counter() - t_update)
-            t_update = time.perf_counter()
-            sums.zero_()
-            n_batches = 0
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model.module if hasattr(model, "module") else model,
-                                iteration=ite, dec=cfg)
-            if ite > 0 and delta < tol:
-                converged, reason = True, f"delta-label {delta:.3g} < tol {tol:g}"
-                break
-            if ite >= maxiter:
-                reason = f"maxiter {maxiter} reached"
-                break
-        idx = next(batches).to(fabric.device)
-        xb = x[idx]
-        _, q, recon = model(xb, reconstruct)
-        kl = F.kl_div(q.float().clamp_min(1e-12).log(), p_all[idx], reduction="batchmean")
-        loss = kl_weight * kl
-        if reconstruct:
-            rec = F.mse_loss(recon.float(), xb)
-            loss = loss + rec_weight * rec
-        else:
-            rec = torch.zeros((), device=fabric.device)
-        if not torch.isfinite(loss):
-            _diverged(ite, checkpoint)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        optimizer.step()
-        sums += torch.stack([kl.detach(), rec.detach()])
-        n_batches += 1
-        ite += 1
-    inner = model.module if hasattr(model, "module") else model
+            optimizer.step()
+            sums += losses
+            n_batches += 1
+            ite += 1
     q_np = q_all.cpu().numpy()
     return DECResult(
         q=q_np, z=z_all.cpu().numpy(), labels=q_np.argmax(1),
-        centres=inner.assignment.centres.detach().cpu().numpy().copy(),
+        centres=_inner(model).assignment.centres.detach().cpu().numpy().copy(),
         history=pd.DataFrame(rows), n_iter=ite, converged=converged, stop_reason=reason,
-        seconds=time.perf_counter() - start, model=inner,
+        seconds=time.perf_counter() - start, model=_inner(model),
     )
+
+
+def _inner(model: nn.Module) -> DECModel:
+    """The :class:`DECModel` inside Fabric's wrapper."""
+    return model.module if hasattr(model, "module") else model
 
 
 def _diverged(iteration: int, checkpoint: str | Path | None) -> None:
