@@ -150,6 +150,16 @@ def dtw_constraint_typo(tmp: Path):
         "null, got 'sakoe'.")
 
 
+@row
+def sweep_syntax(tmp: Path):
+    from seiscluster.sweep import parse_sweep
+
+    return lambda: parse_sweep([], ["velocity.kmeans.n_init=range(1,"]), (
+        "Invalid override 'velocity.kmeans.n_init=range(1,' (no viable alternative at input "
+        "'range(1,'): expected Hydra override syntax such as key=a,b or key=range(1,4) or "
+        "key=choice(a,b).")
+
+
 def spectrogram_store(path: Path, bad: tuple[int, int], value: float) -> Path:
     """A valid 6-window, 2-channel spectrogram stack with one non-finite cell."""
     x = np.random.default_rng(0).normal(size=(6, 2, 4, 5)).astype(np.float32)
