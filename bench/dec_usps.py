@@ -120,18 +120,17 @@ def run_seed(x: np.ndarray, y: np.ndarray, seed: int, args: argparse.Namespace) 
         ae = ConvAutoencoder((1, 16, 16), **MODEL)
         ae.load_state_dict(torch.load(cached))
         ae.to(memory_format=torch.channels_last)
-        print(f"  pretrained autoencoder from {cached}")
+        print(f"pretrained autoencoder ({args.epochs} epochs) from {cached}")
     else:
         with tempfile.TemporaryDirectory() as root:
             ae = pretrain(x, args.epochs, seed, root)
+        print(f"pretraining ({args.epochs} epochs): {time.perf_counter() - start:.1f} s")
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.save(ae.state_dict(), cached)
-    t_pre = time.perf_counter() - start
     xt = as_tensor(x)
     z, _ = embed(ae.eval(), xt, batch_size=1024)
     km = fit_kmeans(z, 10, n_init=20, seed=seed)
-    print(f"pretraining ({args.epochs} epochs): {t_pre:.1f} s")
     print(f"autoencoder + k-means (n_init 20):  {scores(y, km.labels)}")
     found = {"k-means": (accuracy(y, km.labels), normalized_mutual_info_score(y, km.labels),
                          adjusted_rand_score(y, km.labels))}
