@@ -9,7 +9,10 @@ The target P is recomputed on the whole data set every ``update_interval`` batch
 batches look their rows of P up by stable sample id. Training stops when the fraction of
 samples whose hard label changed between two updates falls below ``tol`` or after
 ``maxiter`` batches. The loop is plain PyTorch through Lightning Fabric (device and
-precision from the ``trainer`` settings), which keeps the per-batch overhead small.
+precision from the ``trainer`` settings), which keeps the per-batch overhead small. On CPU
+each batch, and each whole-data target update, is computed as two halves in two threads
+(:class:`~seiscluster.tremor.autoencoder.HalfBatchThreads`), which unlike OpenMP threads
+does not collapse when the machine is oversubscribed.
 """
 
 from __future__ import annotations
@@ -312,17 +315,11 @@ def fit_dec(
                 y = q_all.argmax(1)
                 delta = float((y != y_last).float().mean())
                 y_last = y
-                means = (sums / max(n_batches, 1)).tolist()
-                rows.append({
-                    "iteration": ite, "delta_label": delta,
-                    "kl_loss": means[0] if n_batches else math.nan,
-                    "reconstruction_loss": means[1] if n_batches and rec_weight > 0 else math.nan,
-                    "seconds": time.perf_counter() - start,
-                })
-                log.info("DEC iteration %d/%d: delta-label %.5f, KL %.5f%s (%.1f s)", ite,
-                         maxiter, delta, rows[-1]["kl_loss"],
-                         f", reconstruction {means[1]:.5f}" if rec_weight > 0 and n_batches
-                         else "", time.perf_counter() - t_update)
+                row = _history_row(ite, delta, sums, n_batches, rec_weight > 0, start)
+                rows.append(row)
+                log.info("DEC iteration %d/%d: delta-label %.5f, KL %.5f%s (%.1f s)", ite, maxiter,
+                         delta, row["kl_loss"], f", reconstruction {row['reconstruction_loss']:.5f}"
+                         if rec_weight > 0 else "", time.perf_counter() - t_update)
                 t_update = time.perf_counter()
                 sums.zero_()
                 n_batches = 0
@@ -348,6 +345,15 @@ def fit_dec(
         history=pd.DataFrame(rows), n_iter=ite, converged=converged, stop_reason=reason,
         seconds=time.perf_counter() - start, model=_inner(model),
     )
+
+
+def _history_row(ite: int, delta: float, sums: Tensor, n_batches: int, reconstruct: bool,
+                 start: float) -> dict[str, Any]:
+    """One row of the fine-tuning history: mean losses of the batches since the last one."""
+    kl, rec = (sums / max(n_batches, 1)).tolist()
+    return {"iteration": ite, "delta_label": delta, "kl_loss": kl if n_batches else math.nan,
+            "reconstruction_loss": rec if n_batches and reconstruct else math.nan,
+            "seconds": time.perf_counter() - start}
 
 
 def _inner(model: nn.Module) -> DECModel:
