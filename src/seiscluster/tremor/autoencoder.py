@@ -174,8 +174,21 @@ class ConvAutoencoder(nn.Module):
             if pad is not None:
                 x = F.pad(x, pad)
             x = self.act_(conv(x))
-        z = self.to_latent(x.flatten(1))
+        z = self._dense_to_latent(x)
         return self.act_(z) if self.latent_activation else z
+
+    def _dense_to_latent(self, x: Tensor) -> Tensor:
+        """``to_latent`` of the flattened (channel, height, width) features ``x``.
+
+        A channels-last ``x`` is read in its memory order (height, width, channel) against
+        the weight's columns permuted to match: the same sums, without copying ``x`` into
+        channel-first order, and its gradient comes back channels-last.
+        """
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return self.to_latent(x.flatten(1))
+        c, h, w = self.flat_shape
+        weight = self.to_latent.weight.view(-1, c, h, w).permute(0, 2, 3, 1).flatten(1)
+        return F.linear(x.permute(0, 2, 3, 1).flatten(1), weight, self.to_latent.bias)
 
     def decode(self, z: Tensor) -> Tensor:
         """Reconstruction of a batch of embeddings (linear output layer)."""
