@@ -247,10 +247,10 @@ class _Gradients:
             loss, losses = self._loss(part, p_all, n)
             return torch.autograd.grad(loss, self.params), losses
 
-        (g0, l0), (g1, l1) = self.halves.map(grads, idx)
-        for param, a, b in zip(self.params, g0, g1, strict=True):
-            param.grad = a + b
-        return l0 + l1
+        parts = self.halves.map(grads, idx)
+        for param, *part_grads in zip(self.params, *(g for g, _ in parts), strict=True):
+            param.grad = sum(part_grads[1:], part_grads[0])
+        return sum((losses for _, losses in parts[1:]), parts[0][1])
 
 
 def fit_dec(
