@@ -180,6 +180,9 @@ def bench_keras(x: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
                str(args.threads), "--epochs", str(0 if args.only_dec else args.epochs),
                "--iters", str(args.iters),
                "--repeat", str(args.repeat)]
+        if not Path(args.keras_python).is_file():
+            sys.exit(f"--keras-python {args.keras_python} does not exist: give a Python with "
+                     "tensorflow (a separate venv: pip install tensorflow-cpu).")
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"the Keras reference failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
