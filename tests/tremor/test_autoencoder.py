@@ -107,6 +107,25 @@ def test_the_model_is_exactly_the_keras_model(shape, kernels, strides):
     torch.testing.assert_close(r, r_ref, rtol=1e-4, atol=1e-5)
 
 
+def test_channels_last_encoder_gives_the_same_embedding_and_gradients():
+    torch.manual_seed(0)
+    model = ConvAutoencoder((1, 96, 128), latent_dim=6)  # the reference architecture
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    cl = ConvAutoencoder((1, 96, 128), latent_dim=6)
+    cl.load_state_dict(model.state_dict())
+    cl.to(memory_format=torch.channels_last)
+    x = torch.randn(3, 1, 96, 128)
+    z, z_cl = model.encode(x), cl.encode(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(z_cl, z, rtol=1e-4, atol=1e-6)
+    z.square().sum().backward()
+    z_cl.square().sum().backward()
+    pairs = zip([*cl.encoder_convs.parameters(), *cl.to_latent.parameters()],
+                [*model.encoder_convs.parameters(), *model.to_latent.parameters()], strict=True)
+    for a, b in pairs:  # summation orders differ: tolerance relative to the largest gradient
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4 * float(b.grad.abs().max()))
+
+
 def test_glorot_uniform_init_and_zero_bias():
     model = ConvAutoencoder((1, 32, 32), channels=[8, 16], kernels=[[5, 3], [3, 3]],
                             strides=[2, 2], latent_dim=4)

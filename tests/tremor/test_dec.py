@@ -136,6 +136,15 @@ def test_half_batch_threads_map_the_halves_in_order_on_two_threads():
     assert torch.equal(torch.cat([o[0] for o in out]), torch.arange(7) * 2)
     assert [len(o[0]) for o in out] == [4, 3]
     assert [o[1] for o in out] == [1, 1] and out[0][2] != out[1][2]
+    with HalfBatchThreads(torch.device("cpu")) as halves:
+        assert [len(part) for part in halves.map(lambda part: part, torch.arange(1))] == [1]
+
+
+def test_a_last_batch_of_one_sample():
+    ae, x, km, _ = _setup()
+    res = fit_dec(ae, x, km.centres, km.labels, trainer=TRAINER, seed=0,
+                  dec={**DEC, "batch_size": 89, "tol": 0.0, "maxiter": 4})  # 90 samples
+    assert res.n_iter == 4 and np.isfinite(res.q).all()
 
 
 def test_one_or_two_threads_give_the_same_labels():

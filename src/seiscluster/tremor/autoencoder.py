@@ -174,8 +174,21 @@ class ConvAutoencoder(nn.Module):
             if pad is not None:
                 x = F.pad(x, pad)
             x = self.act_(conv(x))
-        z = self.to_latent(x.flatten(1))
+        z = self._dense_to_latent(x)
         return self.act_(z) if self.latent_activation else z
+
+    def _dense_to_latent(self, x: Tensor) -> Tensor:
+        """``to_latent`` of the flattened (channel, height, width) features ``x``.
+
+        A channels-last ``x`` is read in its memory order (height, width, channel) against
+        the weight's columns permuted to match: the same sums, without copying ``x`` into
+        channel-first order, and its gradient comes back channels-last.
+        """
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            return self.to_latent(x.flatten(1))
+        c, h, w = self.flat_shape
+        weight = self.to_latent.weight.view(-1, c, h, w).permute(0, 2, 3, 1).flatten(1)
+        return F.linear(x.permute(0, 2, 3, 1).flatten(1), weight, self.to_latent.bias)
 
     def decode(self, z: Tensor) -> Tensor:
         """Reconstruction of a batch of embeddings (linear output layer)."""
@@ -320,12 +333,13 @@ def load_autoencoder(path: str | Path, map_location: str | torch.device = "cpu")
 class HalfBatchThreads:
     """Maps a function over the two halves of a batch, in two threads on CPU.
 
-    Each thread gets half of torch's intra-op threads (at least one). The small
-    convolutions of this model scale poorly over OpenMP threads, and collapse when the
-    machine is oversubscribed (every layer waits for a descheduled thread); two
-    independent half batches do neither. On CPU the batch is halved even on one thread,
-    so results do not depend on the thread count; elsewhere (GPU) it stays whole. Use as
-    a context manager: the thread settings are restored on exit.
+    Each thread gets half of torch's intra-op threads (at least one). On a quiet machine
+    this is about as fast as OpenMP's intra-op threads over the whole batch; on an
+    oversubscribed one OpenMP's team waits for a descheduled thread at every layer and
+    slows down several-fold, two independent half batches do not. On CPU the batch is
+    halved even on one thread, so results do not depend on the thread count; elsewhere
+    (GPU), and for a single sample, it stays whole. Use as a context manager: the thread
+    settings are restored on exit.
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -340,8 +354,8 @@ class HalfBatchThreads:
                                                 initargs=(per_half,))
 
     def map(self, fn: Callable[[Tensor], Any], batch: Tensor) -> list[Any]:
-        """``[fn(half) for half in the halves of batch]`` (``[fn(batch)]`` off CPU)."""
-        if not self.parallel:
+        """``[fn(half) for half in the halves of batch]``, or ``[fn(batch)]`` (see above)."""
+        if not self.parallel or len(batch) < 2:
             return [fn(batch)]
         first, second = batch.tensor_split(2)
         if self._pool is None:

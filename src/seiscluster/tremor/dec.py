@@ -11,8 +11,9 @@ samples whose hard label changed between two updates falls below ``tol`` or afte
 ``maxiter`` batches. The loop is plain PyTorch through Lightning Fabric (device and
 precision from the ``trainer`` settings), which keeps the per-batch overhead small. On CPU
 each batch, and each whole-data target update, is computed as two halves in two threads
-(:class:`~seiscluster.tremor.autoencoder.HalfBatchThreads`), which unlike OpenMP threads
-does not collapse when the machine is oversubscribed.
+(:class:`~seiscluster.tremor.autoencoder.HalfBatchThreads`): on a quiet machine about as
+fast as OpenMP's intra-op threads, and unlike them it does not collapse when the machine
+is oversubscribed (bench/dec_speed.py).
 """
 
 from __future__ import annotations
@@ -246,10 +247,10 @@ class _Gradients:
             loss, losses = self._loss(part, p_all, n)
             return torch.autograd.grad(loss, self.params), losses
 
-        (g0, l0), (g1, l1) = self.halves.map(grads, idx)
-        for param, a, b in zip(self.params, g0, g1, strict=True):
-            param.grad = a + b
-        return l0 + l1
+        parts = self.halves.map(grads, idx)
+        for param, *part_grads in zip(self.params, *(g for g, _ in parts), strict=True):
+            param.grad = sum(part_grads[1:], part_grads[0])
+        return sum((losses for _, losses in parts[1:]), parts[0][1])
 
 
 def fit_dec(
