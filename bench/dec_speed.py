@@ -1,7 +1,8 @@
 """Speed of the deep clustering on 2,390 synthetic 96 x 128 windows (the ClusTremor size).
 
     python bench/dec_speed.py [--threads 2] [--epochs 4] [--iters 1000] [--compile]
-                              [--no-channels-last] [--repeat 1] [--only-dec]
+                              [--no-channels-last] [--precision 32-true] [--repeat 1]
+                              [--only-dec]
                               [--keras [--keras-python /work/tfvenv/bin/python]]
                               [--profile]
 
@@ -70,7 +71,8 @@ def synthetic_windows(n: int = 2390, shape: tuple[int, int] = (96, 128), seed: i
     return x, regime
 
 
-def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, compile_: bool, root: str) -> list:
+def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, args: argparse.Namespace,
+                   root: str) -> list:
     times: list[float] = []
 
     class Timer(L.Callback):
@@ -81,10 +83,11 @@ def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, compile_: bool, root: s
             times.append(time.perf_counter() - self.t)
 
     dm = SpectrogramDataModule(x, batch_size=32, val_fraction=0.2, split_seed=46,
-                               channels_last=cl, eval_batch_size=64)
+                               channels_last=cl)
     module = AutoencoderModule(model={"input_shape": list(x.shape[1:]), **MODEL},
-                               channels_last=cl, compile=compile_)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, logger=False,
+                               channels_last=cl, compile=args.compile)
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision=args.precision,
+                        max_epochs=epochs, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0,
                         callbacks=[Timer()], default_root_dir=root, deterministic=True,
@@ -104,7 +107,7 @@ def bench_dec(x: np.ndarray, args: argparse.Namespace, cl: bool) -> dict[str, fl
     best = float("inf")
     for _ in range(args.repeat):
         start = time.perf_counter()
-        z, _ = embed(ae.eval(), xt, batch_size=64)
+        z, _ = embed(ae.eval(), xt)
         best = min(best, time.perf_counter() - start)
     results["embed all windows"] = best
     if args.only_dec:
@@ -121,7 +124,8 @@ def bench_dec(x: np.ndarray, args: argparse.Namespace, cl: bool) -> dict[str, fl
         model.load_state_dict(ae.state_dict())
         out = fit_dec(model, xt, fit.centres, fit.labels,
                       dec={"maxiter": args.iters, "tol": 0.0, "update_interval": 200},
-                      trainer={"channels_last": cl, "compile": args.compile}, seed=0)
+                      trainer={"channels_last": cl, "compile": args.compile,
+                               "precision": args.precision}, seed=0)
         best = min(best, out.seconds)
         print(f"DEC: {out.n_iter} iterations, {len(out.history)} target updates "
               f"(whole-data passes), {out.seconds:.2f} s")
@@ -199,6 +203,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--precision", default="32-true",
+                    help="Lightning precision of pretraining and DEC (e.g. bf16-mixed)")
     ap.add_argument("--only-dec", action="store_true",
                     help="measure the embedding and DEC only (no pretraining, no k scan)")
     ap.add_argument("--keras", action="store_true",
@@ -217,12 +223,13 @@ def main() -> None:
         profile_dec(x, args)
         return
     print(f"{x.shape[0]} windows of {x.shape[2]} x {x.shape[3]}, {args.threads} threads, "
-          f"channels_last={cl}, compile={args.compile}, torch {torch.__version__}")
+          f"channels_last={cl}, compile={args.compile}, precision={args.precision}, "
+          f"torch {torch.__version__}")
     results: dict[str, float] = {}
     if not args.only_dec:
         with tempfile.TemporaryDirectory() as root:
             L.seed_everything(0, verbose=False)
-            times = bench_pretrain(x, args.epochs, cl, args.compile, root)
+            times = bench_pretrain(x, args.epochs, cl, args, root)
         print("pretrain epochs (s): " + ", ".join(f"{t:.2f}" for t in times))
         results["pretrain epoch"] = statistics.median(times[1:] or times)
     results.update(bench_dec(x, args, cl))

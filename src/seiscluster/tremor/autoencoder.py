@@ -32,6 +32,11 @@ from seiscluster.errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: Batch size of inference passes (embedding, DEC targets, validation). On CPU 16-32
+#: windows of 96 x 128 keep a layer's activations in cache: 64 took 1.9x longer per
+#: window on the development machine (bench/dec_speed.py --profile shows the passes).
+EVAL_BATCH = 32
+
 #: Hidden-layer activations by config name (``tremor.model.activation``).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
@@ -377,7 +382,7 @@ class HalfBatchThreads:
 
 
 def embed(
-    model: ConvAutoencoder, x: Tensor, batch_size: int = 64, reconstruct: bool = False
+    model: ConvAutoencoder, x: Tensor, batch_size: int = EVAL_BATCH, reconstruct: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Embeddings (and reconstructions when asked) of all samples, in batches, as numpy."""
     device = next(model.parameters()).device

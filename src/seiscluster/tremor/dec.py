@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
-from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads
+from seiscluster.tremor.autoencoder import EVAL_BATCH, ConvAutoencoder, HalfBatchThreads
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def fabric_for(trainer: Mapping[str, Any]) -> L.Fabric:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+def predict(model: nn.Module, x: Tensor, batch_size: int = EVAL_BATCH) -> tuple[Tensor, Tensor]:
     """Embeddings and soft assignments of all samples ``x`` (in batches, no gradients)."""
     zs, qs = [], []
     for start in range(0, x.shape[0], batch_size):
@@ -221,9 +221,10 @@ class _Gradients:
     rec_weight: float
     halves: HalfBatchThreads
 
-    def _loss(self, idx: Tensor, p_all: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def _loss(self, model: nn.Module, idx: Tensor, p_all: Tensor, n: int
+              ) -> tuple[Tensor, Tensor]:
         xb = self.x.index_select(0, idx)
-        _, q, recon = self.model(xb, self.rec_weight > 0)
+        _, q, recon = model(xb, self.rec_weight > 0)
         kl = F.kl_div(q.float().clamp_min(1e-12).log(), p_all.index_select(0, idx),
                       reduction="sum") / n
         loss = self.kl_weight * kl
@@ -239,12 +240,15 @@ class _Gradients:
         if not self.halves.parallel:
             for param in self.params:
                 param.grad = None
-            loss, losses = self._loss(idx, p_all, n)
+            loss, losses = self._loss(self.model, idx, p_all, n)
             self.fabric.backward(loss)
             return losses
 
         def grads(part: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
-            loss, losses = self._loss(part, p_all, n)
+            # autocast is per thread, and Fabric's module insists on fabric.backward: the
+            # worker threads run the inner module under the precision's autocast instead
+            with self.fabric.autocast():
+                loss, losses = self._loss(_inner(self.model), part, p_all, n)
             return torch.autograd.grad(loss, self.params), losses
 
         parts = self.halves.map(grads, idx)
@@ -263,7 +267,7 @@ def fit_dec(
     trainer: Mapping[str, Any] | None = None,
     seed: int = 0,
     checkpoint: str | Path | None = None,
-    eval_batch_size: int = 64,
+    eval_batch_size: int = EVAL_BATCH,
 ) -> DECResult:
     """Fine-tune ``autoencoder``'s encoder and the cluster centres (DEC, or IDEC).
 

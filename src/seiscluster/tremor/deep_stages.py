@@ -41,9 +41,6 @@ PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", 
               "16-true", "bf16-true")
 ACCELERATORS = ("auto", "cpu", "gpu")
 CHANNEL_MODES = ("stack", "separate")
-#: Batch size of inference passes (embedding, targets): larger is not faster on CPU.
-EVAL_BATCH = 64
-
 
 # --------------------------------------------------------------------------- config checks
 
@@ -289,7 +286,7 @@ def pretrain(
     import lightning as L
     import torch  # noqa: F401 - torch is configured through _configure_torch
 
-    from seiscluster.tremor.autoencoder import AutoencoderModule, EpochLog
+    from seiscluster.tremor.autoencoder import EVAL_BATCH, AutoencoderModule, EpochLog
     from seiscluster.tremor.datamodule import SpectrogramDataModule
 
     _configure_torch(trainer, threads, seed)
@@ -484,7 +481,7 @@ def embed_kscan(
     ae = _load_autoencoder(best, samples, spectrograms)
     ae.to(memory_format=torch.channels_last)
     start = time.perf_counter()
-    z, _ = embed(ae, as_tensor(samples.x), batch_size=EVAL_BATCH)
+    z, _ = embed(ae, as_tensor(samples.x))
     t_embed = time.perf_counter() - start
     log.info("embedded %d samples in %.2f s", samples.n, t_embed)
     if not np.isfinite(z).all():
@@ -574,8 +571,7 @@ def finetune(
     log.info("DEC fine-tuning of %d samples into %d clusters (%s)", samples.n, k,
              "IDEC" if cfg["reconstruction_weight"] > 0 else "DEC")
     res = fit_dec(ae, as_tensor(samples.x, bool(trainer.get("channels_last", True))), centres,
-                  init, dec=cfg, trainer=trainer, seed=int(seed), checkpoint=last_good,
-                  eval_batch_size=EVAL_BATCH)
+                  init, dec=cfg, trainer=trainer, seed=int(seed), checkpoint=last_good)
     log.info("DEC stopped after %d iterations (%s) in %.1f s", res.n_iter, res.stop_reason,
              res.seconds)
     order = order_by_power(samples.x, res.labels, k)
