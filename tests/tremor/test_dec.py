@@ -200,12 +200,24 @@ def test_divergence_stops_with_input_error_and_keeps_the_last_good_state(tmp_pat
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_divergence_before_any_update_claims_no_saved_state(tmp_path):
+    ae, x, km, _ = _setup()
+    x = x.clone()
+    x[5] = float("nan")
+    with pytest.raises(InputError, match=r"at iteration 0\): lower tremor\.dec\.lr or check "
+                                         r"the spectrograms\.$"):
+        fit_dec(ae, x, km.centres, km.labels, dec=DEC, trainer=TRAINER, seed=0,
+                checkpoint=tmp_path / "last.pt")
+    assert not (tmp_path / "last.pt").exists()
+
+
 def test_gpu_request_without_gpu_is_an_input_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     ae, x, km, _ = _setup()
     with pytest.raises(InputError, match=r"trainer\.accelerator"):
         fit_dec(ae, x, km.centres, km.labels, dec=DEC, trainer={"accelerator": "gpu"})
+
 
 @pytest.mark.parametrize("reconstruction_weight", [0.0, 1.0])
 def test_bf16_mixed_precision_trains_in_the_half_batch_threads(reconstruction_weight):

@@ -367,6 +367,7 @@ def _inner(model: nn.Module) -> DECModel:
 
 
 def _diverged(iteration: int, checkpoint: str | Path | None) -> None:
-    where = f"; the last good state is kept in {checkpoint}" if checkpoint else ""
+    kept = checkpoint is not None and Path(checkpoint).is_file()  # none before the 1st update
+    where = f"; the last good state is kept in {checkpoint}" if kept else ""
     raise InputError(f"DEC fine-tuning diverged (non-finite loss or assignment at iteration "
                      f"{iteration}): lower tremor.dec.lr or check the spectrograms{where}.")
