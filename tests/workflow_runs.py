@@ -34,6 +34,12 @@ def yaml_list(items: list[str]) -> str:
     return "[" + ",".join(f'"{o}"' for o in items) + "]"
 
 
+def default_command(workdir: Path, *args: str) -> list[str]:
+    """README command 1 (``snakemake --cores 2``, the default run) in ``workdir``."""
+    return [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
+            *args]
+
+
 def command(workdir: Path, overrides: list[str], *args: str, run: str | None = "test",
             sweep: list[str] | None = None) -> list[str]:
     """The snakemake command line of a run (or sweep) in ``workdir``."""
@@ -42,8 +48,7 @@ def command(workdir: Path, overrides: list[str], *args: str, run: str | None = "
         config.append(f"run={run}")
     if sweep is not None:
         config.append(f"sweep={yaml_list(sweep)}")
-    return [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-            *args, "--config", *config]
+    return [*default_command(workdir, *args), "--config", *config]
 
 
 def snakemake(workdir: Path, overrides: list[str], *args: str, run: str | None = "test",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import glob
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Remove, and return, what interrupted writes of ``path`` left beside it.
+
+    Every write of the package goes through a hidden name beside its target, ``.NAME.*``
+    (:func:`atomic_path`'s files, the temporary folders of the Zarr store and of the example
+    records), renamed onto it only when complete; a hard kill (SIGKILL, power loss) leaves
+    that name behind. Only for a caller that owns ``path`` (a Snakemake job owns its
+    outputs), as another process may be writing it.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*"))
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return stale
 
 
 def write_text(path: str | Path, text: str) -> None:

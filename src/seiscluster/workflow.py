@@ -4,6 +4,8 @@ A rule's script is one call, ``run_stage(snakemake, stage)``: the rule's named i
 outputs and params become the stage's keyword arguments, its log file receives the stage's
 log records, warnings and printed output, and a bad-input error ends the job with that one
 sentence (Snakemake then removes the job's outputs, so nothing partial is left behind).
+Before the stage runs, the temporaries that a killed earlier attempt of the job left beside
+its outputs are removed.
 A rule with an output named ``record`` (the keyed stages) gets its provenance record written
 there after the stage succeeds, and the record in every NetCDF file the stage writes.
 """
@@ -16,12 +18,12 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from seiscluster.errors import InputError
-from seiscluster.fileio import netcdf_attributes
+from seiscluster.fileio import netcdf_attributes, remove_leftovers
 
 log = logging.getLogger("seiscluster")
 #: Name of the output that receives a stage's provenance record.
@@ -65,6 +67,7 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
     log_file = smk.log[0] if len(smk.log) else None
     try:
         with logging_to(log_file):
+            clear_leftovers(smk.output)
             recorded(smk, stage)
     except InputError as err:
         log.error("%s", err)
@@ -73,6 +76,14 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
                 stream.write(f"ERROR: {err}\n")
         sys.stderr.write(f"seiscluster: {err}\n")
         sys.exit(1)
+
+
+def clear_leftovers(outputs: Iterable[str]) -> None:
+    """Remove the temporaries that a killed earlier attempt of the job left beside its
+    outputs (Snakemake runs one job per output at a time, so none is being written)."""
+    for output in outputs:
+        for path in remove_leftovers(output):
+            log.info("removed %s, left by an interrupted earlier attempt", path)
 
 
 def recorded(smk: Any, stage: Callable[..., Any]) -> None:

@@ -144,6 +144,19 @@ def test_file_source_indexes_channels_span_and_reads_slices(tmp_path):
         wf.FileSource([f1], format="SAC")
 
 
+def test_reading_one_channel_reads_only_the_files_that_hold_it(tmp_path):
+    both = write(tmp_path / "both.mseed", trace(noise(2000)), trace(noise(2000, 1), cha="HHN"))
+    north = write(tmp_path / "north.mseed", trace(noise(2000, 2), start=T0 + 100, cha="HHN"))
+    src = wf.FileSource([both, north])
+    st = src.read((T0 + 90).ns, (T0 + 110).ns, "XX.AAA..HHZ")
+    assert {tr.id for tr in st} == {"XX.AAA..HHZ"}
+    assert len(src.read((T0 + 90).ns, (T0 + 110).ns, "XX.AAA..HHN")) == 2
+    (tmp_path / "north.mseed").write_bytes(b"gone")  # a file that is not read cannot fail
+    assert len(src.read((T0 + 90).ns, (T0 + 110).ns, "XX.AAA..HHZ")) == 1
+    with pytest.raises(InputError, match=r"obspy cannot read .*north"):
+        src.read((T0 + 90).ns, (T0 + 110).ns)
+
+
 def test_file_source_span_and_bad_files(tmp_path):
     f1 = write(tmp_path / "1.mseed", trace(noise(2000)))
     span = (T0 + 20).ns, (T0 + 50).ns
@@ -183,6 +196,8 @@ def test_sds_source(tmp_path):
     st = src.read((T0 + 86000).ns, (T0 + 87000).ns)  # across midnight
     segs = wf.merge_channel(st, "XX.AAA..HHZ")
     assert len(segs) == 1 and segs[0][2].size == 20001
+    assert len(src.read((T0 + 86000).ns, (T0 + 87000).ns, "XX.AAA..HHZ")) == len(st)
+    assert len(src.read((T0 + 86000).ns, (T0 + 87000).ns, "XX.AAA..HHN")) == 0
     with pytest.raises(InputError, match=r"data\.waveforms\.sds_root: no data"):
         wf.SDSSource(str(root), codes, ((T0 + 5 * 86400).ns, (T0 + 6 * 86400).ns))
     src2 = wf.open_source(waveforms(source="sds", sds_root=str(root), starttime=str(T0),

@@ -519,7 +519,7 @@ def channel_block(job: Job, starts_ns: np.ndarray, channel: str) -> Windows:
     """Read, preprocess and compute one block of windows of one channel."""
     s = job.settings
     stream = job.source.read(int(starts_ns[0]) - job.pad_ns,
-                             int(starts_ns[-1]) + s.length_ns + job.pad_ns)
+                             int(starts_ns[-1]) + s.length_ns + job.pad_ns, channel)
     segments = preprocess_stream(stream, channel, job.prep, job.pad_ns / NS, s.nperseg,
                                  job.inventory)
     del stream

@@ -417,8 +417,8 @@ class Source(Protocol):
     end_ns: int
     description: str
 
-    def read(self, t0_ns: int, t1_ns: int) -> Stream:
-        """The selected channels' data between t0 and t1."""
+    def read(self, t0_ns: int, t1_ns: int, channel: str | None = None) -> Stream:
+        """The selected channels' data (or ``channel``'s only) between t0 and t1."""
         ...
 
 
@@ -482,14 +482,16 @@ class FileSource:
                           float(tr.stats.sampling_rate))
                 for tr in _select(st, self.codes) if tr.stats.npts > 0]
 
-    def read(self, t0_ns: int, t1_ns: int) -> Stream:
-        """Traces of the selected channels overlapping [t0, t1], trimmed to it."""
-        paths = sorted({i.path for i in self.index if i.end_ns > t0_ns and i.start_ns < t1_ns})
+    def read(self, t0_ns: int, t1_ns: int, channel: str | None = None) -> Stream:
+        """Traces of the selected channels (or of ``channel`` only) overlapping [t0, t1],
+        trimmed to it; only the files holding such traces are read."""
+        paths = sorted({i.path for i in self.index if i.end_ns > t0_ns and i.start_ns < t1_ns
+                        and channel in (None, i.channel)})
         st = Stream()
         for path in paths:
             st += _select(_read(path, self.format, self.key, starttime=utc(t0_ns),
                                 endtime=utc(t1_ns)), self.codes)
-        return _trim(st, t0_ns, t1_ns)
+        return _trim(_only(st, channel), t0_ns, t1_ns)
 
 
 @dataclass
@@ -528,11 +530,12 @@ class SDSSource:
         self.channels, self.sampling_rates = index.channels, index.sampling_rates
         self.start_ns, self.end_ns = index.start_ns, index.end_ns
 
-    def read(self, t0_ns: int, t1_ns: int) -> Stream:
-        """Traces of the selected channels overlapping [t0, t1]."""
+    def read(self, t0_ns: int, t1_ns: int, channel: str | None = None) -> Stream:
+        """Traces of the selected channels (or of ``channel`` only) overlapping [t0, t1]."""
         st = Stream()
         for nslc in self.nslc:
-            st += self.client.get_waveforms(*nslc, utc(t0_ns), utc(t1_ns), merge=False)
+            if channel in (None, ".".join(nslc)):
+                st += self.client.get_waveforms(*nslc, utc(t0_ns), utc(t1_ns), merge=False)
         return _trim(st, t0_ns, t1_ns)
 
 
@@ -749,6 +752,11 @@ def _check_complete(path: str, caught: Sequence[warnings.WarningMessage], key: s
 def _select(st: Stream, codes: Mapping[str, str]) -> Stream:
     return st.select(**{k: v for k, v in codes.items() if v not in ("*", None)}) \
         if codes else st
+
+
+def _only(st: Stream, channel: str | None) -> Stream:
+    """The traces of ``channel`` (a trace id), or all when it is None."""
+    return st if channel is None else Stream([tr for tr in st if tr.id == channel])
 
 
 def _trim(st: Stream, t0_ns: int, t1_ns: int) -> Stream:
