@@ -1,9 +1,15 @@
 """Peak memory of the profile and spectrogram stages: bounded by the chunk size, not the input.
 
     python bench/memory.py [--threads 2] [--days 30] [--rate 100] [--workdir DIR]
+                           [--stages velocity tremor]
 
-Every case runs the stage function in a fresh Python process and reports that process's
-peak resident set size (``ru_maxrss``), and the part above its RSS after the imports:
+Every case runs the stage function in a fresh Python process that imports only that stage's
+module, and reports that process's peak resident set size (``VmHWM``), the part above its
+peak after the imports, and its RSS once the stage has returned (``VmRSS``: what the process
+still holds, freed memory that the allocator kept or data that something still refers to).
+Both are read from ``/proc/self/status`` (Linux), not ``ru_maxrss``: Linux carries the
+parent's peak into a child's ``ru_maxrss`` across fork and exec, which would hide any case
+whose peak is below this script's own (making the inputs).
 
 1. velocity: ``seiscluster.velocity.stages.profiles`` (model.nc -> profiles.nc, local
    threads) on synthetic float32 models of 50 depths with 5 % NaN nodes, 500 x 500 and
@@ -22,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -62,28 +67,36 @@ def make_model(path: Path, n: int, seed: int = 0) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """Run one case in this (fresh) process; print its memory figures as JSON."""
-    from seiscluster.tremor import stages as tremor
-    from seiscluster.velocity import stages as velocity
-
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
     case = json.loads(args.case)
+    if case["kind"] == "velocity":
+        from seiscluster.velocity import stages as velocity
+    else:
+        from seiscluster.tremor import stages as tremor
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from spectrogram import PREPROCESS, SPECTROGRAM, WAVEFORMS
+
+    baseline = memory_mb("VmHWM")
+    start = time.perf_counter()
     if case["kind"] == "velocity":
         velocity.profiles(model=case["model"], profiles=case["out"], threads=case["threads"],
                           compute={"profiles_chunk": case["chunk"]})
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from spectrogram import PREPROCESS, SPECTROGRAM, WAVEFORMS
-
         tremor.spectrograms(spectrograms=case["out"], skipped=case["out"] + ".csv",
                             waveforms={**WAVEFORMS, "files": case["files"]},
                             preprocess=PREPROCESS, spectrogram=SPECTROGRAM,
                             files=case["files"], threads=case["threads"],
                             compute={"spectrogram_block_days": case["block_days"]})
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": peak / 1024, "imports_mb": baseline / 1024,
-                      "seconds": seconds}))
+    print(json.dumps({"peak_mb": memory_mb("VmHWM"), "imports_mb": baseline,
+                      "after_mb": memory_mb("VmRSS"), "seconds": seconds}))
+
+
+def memory_mb(field: str) -> float:
+    """This process's ``VmHWM`` (peak resident set size) or ``VmRSS`` (now), in MB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status
+                    if line.startswith(field + ":")) / 1024
 
 
 def measure(case: dict) -> dict:
@@ -103,7 +116,7 @@ def velocity_cases(work: Path, threads: int) -> None:
     print(f"velocity profiles stage: model.nc (float32, {N_DEPTH} depths, "
           f"{NAN_FRACTION:.0%} NaN nodes) -> profiles.nc (float64), {threads} threads")
     print(f"{'nodes':>10} {'model MB':>9} {'chunk':>10} {'peak RSS MB':>12} "
-          f"{'above imports MB':>17} {'seconds':>8}")
+          f"{'above imports MB':>17} {'RSS after MB':>13} {'seconds':>8}")
     above = {}
     for n in (500, 1000):
         model = work / f"model{n}.nc"
@@ -114,7 +127,8 @@ def velocity_cases(work: Path, threads: int) -> None:
             above[n, chunk] = r["peak_mb"] - r["imports_mb"]
             label = "whole" if chunk == n * n else f"{chunk:,}"
             print(f"{n * n:>10,} {model.stat().st_size / 2**20:>9.0f} {label:>10} "
-                  f"{r['peak_mb']:>12.0f} {above[n, chunk]:>17.0f} {r['seconds']:>8.1f}")
+                  f"{r['peak_mb']:>12.0f} {above[n, chunk]:>17.0f} {r['after_mb']:>13.0f} "
+                  f"{r['seconds']:>8.1f}")
         model.unlink()
     for chunk in (10_000, 100_000):
         print(f"chunk {chunk:,}: 4x the model -> {above[1000, chunk] / above[500, chunk]:.2f}x "
@@ -135,7 +149,7 @@ def tremor_cases(work: Path, days: int, rate: float, threads: int) -> None:
           f"({size:.0f} MiB, made in {time.perf_counter() - start:.0f} s) -> Zarr, "
           f"hourly 96 x 128 windows, {threads} threads")
     print(f"{'days':>6} {'block days':>11} {'peak RSS MB':>12} {'above imports MB':>17} "
-          f"{'seconds':>8}")
+          f"{'RSS after MB':>13} {'seconds':>8}")
     above = {}
     short = max(1, days // 3)
     for n in (short, days):
@@ -144,7 +158,7 @@ def tremor_cases(work: Path, days: int, rate: float, threads: int) -> None:
                          "threads": threads, "out": str(work / "spectrograms.zarr")})
             above[n, block] = r["peak_mb"] - r["imports_mb"]
             print(f"{n:>6} {block:>11} {r['peak_mb']:>12.0f} {above[n, block]:>17.0f} "
-                  f"{r['seconds']:>8.1f}")
+                  f"{r['after_mb']:>13.0f} {r['seconds']:>8.1f}")
     for block in (1, 3):
         print(f"block {block} day(s): {days / short:.0f}x the days -> "
               f"{above[days, block] / above[short, block]:.2f}x the memory above the imports")
@@ -156,6 +170,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default=None, help="work folder (default: temporary)")
+    parser.add_argument("--stages", nargs="+", choices=("velocity", "tremor"),
+                        default=["velocity", "tremor"], help="which stages to measure")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case
     args = parser.parse_args()
     if args.case:
@@ -164,9 +180,11 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="seiscluster-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"{os.cpu_count()} CPU(s); peak RSS of a fresh process per case\n")
-        velocity_cases(work, args.threads)
-        tremor_cases(work, args.days, args.rate, args.threads)
+        print(f"{os.cpu_count()} CPU(s); peak RSS (VmHWM) of a fresh process per case\n")
+        if "velocity" in args.stages:
+            velocity_cases(work, args.threads)
+        if "tremor" in args.stages:
+            tremor_cases(work, args.days, args.rate, args.threads)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
