@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -208,6 +209,45 @@ def test_unreachable_scheduler_names_compute_address(monkeypatch):
     with pytest.raises(InputError, match=r"compute\.address: no dask scheduler answered"), \
             comp.dask_scheduler(distributed("tcp://127.0.0.1:9")):
         pass
+
+
+RETAINED = """
+import sys
+import numpy as np
+from seiscluster.compute import return_freed_memory
+
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+if sys.argv[1] == "fixed":
+    assert return_freed_memory()
+np.ones(2 << 20)  # 16 MiB: mapped; freeing it raises glibc's own threshold to 16 MiB
+before = rss_kb()
+array = np.ones(1 << 20)  # 8 MiB, written
+del array
+print(rss_kb() - before)
+"""
+
+
+def retained_kb(mode: str) -> int:
+    """Resident kB an 8 MiB array leaves behind when freed, in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k not in comp.MALLOC_ENVIRONMENT}
+    proc = subprocess.run([sys.executable, "-c", RETAINED, mode], capture_output=True,
+                          text=True, env=env, timeout=120, check=True)
+    return int(proc.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not comp.on_glibc() or not Path("/proc/self/status").exists(),
+                    reason="needs Linux and glibc")
+def test_freed_arrays_go_back_to_the_os():
+    assert retained_kb("default") > 6 * 1024  # glibc's dynamic threshold keeps it resident
+    assert retained_kb("fixed") < 1024
+
+
+def test_user_malloc_settings_are_left_alone(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert not comp.return_freed_memory()
 
 
 # ---------------------------------------------------------------------- Snakemake profiles

@@ -12,7 +12,9 @@ changes a result: every task is a pure function of its inputs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait for the distributed scheduler at ``compute.address``.
 CONNECT_TIMEOUT = 30
+#: glibc ``mallopt`` parameters (malloc.h) and the fixed mmap threshold set by
+#: :func:`return_freed_memory` (the trim threshold is twice it, as glibc pairs them).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 1 << 20
+#: Environment variables by which a user sets glibc's thresholds (left alone when set).
+MALLOC_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def compute_settings(compute: Mapping[str, Any] | ComputeConfig | None = None) -> ComputeConfig:
@@ -120,3 +128,32 @@ def _client(address: str) -> Iterator[Any]:
         ) from None
     with client:
         yield client
+
+
+def on_glibc() -> bool:
+    """Whether this process runs on the GNU C library (whose malloc takes ``mallopt``)."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError):
+        return False
+
+
+def return_freed_memory() -> bool:
+    """Make glibc's malloc give freed blocks of 1 MiB or more straight back to the OS.
+
+    glibc raises its mmap threshold (up to 32 MiB) whenever a block it had mapped is freed,
+    so later arrays below it are carved out of the per-thread heaps, where freed space stays
+    resident and fragments. Tasks that allocate and free large arrays in turn (one block of
+    days after another) then see their process grow with the number of tasks although their
+    live data does not. A fixed threshold (which turns the adjustment off) maps every such
+    array on its own and unmaps it when freed; dask.distributed's worker processes get a
+    fixed threshold the same way (``MALLOC_TRIM_THRESHOLD_`` in its nanny environment).
+
+    Process-wide, not undone, changes no result. Does nothing (returns False) off glibc or
+    where the environment already sets the thresholds (``MALLOC_ENVIRONMENT``).
+    """
+    if not on_glibc() or any(name in os.environ for name in MALLOC_ENVIRONMENT):
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                and libc.mallopt(M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD))

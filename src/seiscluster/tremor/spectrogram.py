@@ -29,6 +29,9 @@ its own chunk of a temporary Zarr store, on the scheduler of the ``compute`` con
 (:mod:`seiscluster.compute`). Only per-window statistics stay in memory, so the memory of a
 task is bounded by the block length, not by the length of the records; the normalisation is
 then applied lazily (dask) while the final store is written, and the temporary one removed.
+glibc is made to return each task's freed arrays to the OS
+(:func:`~seiscluster.compute.return_freed_memory`); otherwise its heaps keep them resident
+and the process grows from block to block.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
 from scipy import signal
 
-from seiscluster.compute import compute_settings, dask_scheduler
+from seiscluster.compute import compute_settings, dask_scheduler, return_freed_memory
 from seiscluster.config import SpectrogramConfig
 from seiscluster.errors import InputError
 from seiscluster.tremor.waveforms import (
@@ -585,6 +588,7 @@ def build_store(
         log.info("%d windows of %s on %d channel(s) (%s), %d block(s) of %d window(s)",
                  starts.size, _duration(settings.window_length), C, ", ".join(job.channels),
                  len(firsts), per_block)
+        return_freed_memory()  # else glibc keeps the tasks' freed arrays resident
         with dask_scheduler(cfg, threads) as session:
             shared = session.share(job)
             results = dask.compute(*(
