@@ -3,7 +3,7 @@
 Both tests run README command 1 (``snakemake --cores 2``, the default configuration: both
 branches on the embedded example) in fresh working directories and compare with one
 uninterrupted run, shared through a module fixture, so the file costs about three default
-runs (a default run takes about 4 minutes on two quiet cores).
+runs (a default run takes about 2 minutes on two quiet cores).
 """
 
 from __future__ import annotations
