@@ -33,8 +33,8 @@ from seiscluster.errors import InputError
 log = logging.getLogger(__name__)
 
 #: Batch size of inference passes (embedding, DEC targets, validation). On CPU 16-32
-#: windows of 96 x 128 keep a layer's activations in cache: 64 took 1.9x longer per
-#: window on the development machine (bench/dec_speed.py --profile shows the passes).
+#: windows of 96 x 128 keep a layer's activations in cache: encoding in batches of 64
+#: took 1.9x longer per window on the development machine (one thread).
 EVAL_BATCH = 32
 
 #: Hidden-layer activations by config name (``tremor.model.activation``).

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seiscluster.errors import InputError
+from seiscluster.tremor.autoencoder import EVAL_BATCH
 
 CHANNEL_MODES = ("stack", "separate")
 
@@ -211,7 +212,7 @@ class SpectrogramDataModule(L.LightningDataModule):
         split_seed: int = 46,
         seed: int = 0,
         channels_last: bool = True,
-        eval_batch_size: int = 256,
+        eval_batch_size: int = EVAL_BATCH,
     ) -> None:
         super().__init__()
         self.x = as_tensor(x, channels_last)

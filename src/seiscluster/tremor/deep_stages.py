@@ -286,7 +286,7 @@ def pretrain(
     import lightning as L
     import torch  # noqa: F401 - torch is configured through _configure_torch
 
-    from seiscluster.tremor.autoencoder import EVAL_BATCH, AutoencoderModule, EpochLog
+    from seiscluster.tremor.autoencoder import AutoencoderModule, EpochLog
     from seiscluster.tremor.datamodule import SpectrogramDataModule
 
     _configure_torch(trainer, threads, seed)
@@ -317,7 +317,7 @@ def pretrain(
     cl = bool(trainer.get("channels_last", True))
     dm = SpectrogramDataModule(samples.x, batch_size=pre["batch_size"],
                                val_fraction=pre["val_fraction"], split_seed=pre["split_seed"],
-                               seed=int(seed), channels_last=cl, eval_batch_size=EVAL_BATCH)
+                               seed=int(seed), channels_last=cl)
     module = AutoencoderModule(
         model=model_cfg, lr=pre["lr"], lr_decay_rate=pre["lr_decay_rate"],
         lr_decay_steps=pre["lr_decay_steps"], channels_last=cl,
