@@ -17,9 +17,10 @@ machine when it is quiet): it runs ``bench/dec_speed_keras.py`` (the notebook's 
 loops in Keras) under a Python with TensorFlow (``--keras-python``, a separate venv: the
 project's has no TensorFlow) on the same windows. ``--only-dec`` skips the pretraining
 and k-scan measurements; ``--profile`` prints where the CPU time of the DEC iterations
-goes instead (one thread, by kind of operation). Timings vary with other load on the
-machine: ``--repeat`` keeps the best of several runs of the DEC and embedding
-measurements (on both sides).
+goes instead (one thread, by kind of operation), then the floor that the encoder's
+convolution and ELU kernels alone set (timed one by one, caches warm). Timings vary with
+other load on the machine: ``--repeat`` keeps the best of several runs of the DEC and
+embedding measurements (on both sides).
 """
 
 from __future__ import annotations
@@ -172,6 +173,67 @@ def profile_dec(x: np.ndarray, args: argparse.Namespace) -> None:
           f"(/ 2 threads = {cpu / 2:.2f} s)")
     for kind, t in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:22s} {100 * t / total:5.1f}%  {cpu * t / total:6.2f} s")
+    kernel_floor(ae, args.iters, len(x))
+
+
+def best_ms(fn, repeat: int = 5, number: int = 100) -> float:
+    """Best mean milliseconds of ``number`` calls of ``fn`` (after a warm-up)."""
+    for _ in range(10):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best * 1e3
+
+
+def layer_ms(conv: torch.nn.Conv2d, h: torch.Tensor, input_grad: bool
+             ) -> tuple[tuple[float, ...], torch.Tensor]:
+    """Milliseconds of one encoder layer's kernels on ``h``, and its activated output."""
+    w, b = conv.weight.detach(), conv.bias.detach()
+    args = (list(conv.stride), list(conv.padding), list(conv.dilation), False, [0, 0], 1)
+    out = conv(h).detach()
+    grad = torch.randn_like(out)
+    times = (
+        best_ms(lambda: torch.ops.aten.convolution(h, w, b, *args)),
+        best_ms(lambda: torch.ops.aten.convolution_backward(
+            grad, h, w, [w.shape[0]], *args, [input_grad, True, True])),
+        best_ms(lambda: torch.nn.functional.elu(out)),
+        best_ms(lambda: torch.ops.aten.elu_backward(grad, 1.0, 1.0, 1.0, True, out)),
+    )
+    return times, torch.nn.functional.elu(out)
+
+
+def kernel_floor(ae: ConvAutoencoder, iters: int, n: int, batch: int = 32,
+                 interval: int = 200) -> None:
+    """What the encoder's convolutions and ELUs alone cost, kernel by kernel.
+
+    Each kernel is timed on its own, on one thread, on a half batch (what one of the two
+    threads computes), over and over on the same arrays (caches warm, no framework
+    overhead): DEC's forward, its backward (input gradient of every layer but the first,
+    weight and bias gradients) and the target updates' forward passes of all ``n``
+    windows. With the two halves of every batch, and of the updates, on two threads in
+    perfect parallel, this is a lower bound for the DEC iterations as this model and
+    PyTorch's CPU kernels compute them.
+    """
+    half = batch // 2
+    h = torch.randn(half, *ae.input_shape).contiguous(memory_format=torch.channels_last)
+    train = update = 0.0
+    print(f"\nthe encoder's kernels alone, one thread, a half batch of {half} (ms):")
+    for i, conv in enumerate(ae.encoder_convs):
+        (fwd, bwd, elu, elu_bwd), out = layer_ms(conv, h, input_grad=i > 0)
+        print(f"  layer {i + 1} {tuple(h.shape[1:])} -> {tuple(out.shape[1:])}: convolution "
+              f"{fwd:.3f} forward, {bwd:.3f} backward; ELU {elu:.3f} forward, "
+              f"{elu_bwd:.3f} backward")
+        train += fwd + bwd + elu + elu_bwd
+        update += fwd + elu
+        h = out
+    passes = iters // interval + 1
+    seconds = (iters * train + passes * update * n / half / 2) / 1e3
+    print(f"{iters} DEC iterations ({passes} target updates) from these kernels alone, two "
+          f"threads in perfect parallel: {seconds:.2f} s")
 
 
 def bench_keras(x: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
