@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ import torch
 
 from seiscluster.tremor.autoencoder import AutoencoderModule, ConvAutoencoder, embed
 from seiscluster.tremor.datamodule import SpectrogramDataModule, as_tensor
-from seiscluster.tremor.dec import fit_dec
+from seiscluster.tremor.dec import DEC_DEFAULTS, fit_dec
 from seiscluster.tremor.kscan import fit_kmeans, kscan
 
 REFERENCE = {"pretrain epoch": 5.0, "1000 DEC iterations": 21.0, "embed all windows": 1.1,
@@ -173,7 +174,7 @@ def profile_dec(x: np.ndarray, args: argparse.Namespace) -> None:
           f"(/ 2 threads = {cpu / 2:.2f} s)")
     for kind, t in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:22s} {100 * t / total:5.1f}%  {cpu * t / total:6.2f} s")
-    kernel_floor(ae, args.iters, len(x))
+    kernel_floor(ae, len(x), args.iters, dec["update_interval"], DEC_DEFAULTS["batch_size"])
 
 
 def best_ms(fn, repeat: int = 5, number: int = 100) -> float:
@@ -206,8 +207,7 @@ def layer_ms(conv: torch.nn.Conv2d, h: torch.Tensor, input_grad: bool
     return times, torch.nn.functional.elu(out)
 
 
-def kernel_floor(ae: ConvAutoencoder, iters: int, n: int, batch: int = 32,
-                 interval: int = 200) -> None:
+def kernel_floor(ae: ConvAutoencoder, n: int, iters: int, interval: int, batch: int) -> None:
     """What the encoder's convolutions and ELUs alone cost, kernel by kernel.
 
     Each kernel is timed on its own, on one thread, on a half batch (what one of the two
@@ -230,7 +230,7 @@ def kernel_floor(ae: ConvAutoencoder, iters: int, n: int, batch: int = 32,
         train += fwd + bwd + elu + elu_bwd
         update += fwd + elu
         h = out
-    passes = iters // interval + 1
+    passes = math.ceil(iters / interval) + 1  # as fit_dec: at 0, interval, ... and at iters
     seconds = (iters * train + passes * update * n / half / 2) / 1e3
     print(f"{iters} DEC iterations ({passes} target updates) from these kernels alone, two "
           f"threads in perfect parallel: {seconds:.2f} s")
