@@ -452,7 +452,8 @@ def to_container(node: Any) -> Any:
     return node.value if isinstance(node, Enum) else node
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
@@ -464,12 +465,12 @@ def _override_message(err: Exception, overrides: list[str]) -> str:
             f"Unknown configuration key '{unknown.group(1)}' in the overrides: check its "
             "spelling against conf/ (new keys are not accepted)."
         )
-    return f"Invalid configuration override in {overrides}: {_first_line(err).rstrip('.')}."
+    return f"Invalid configuration override in {overrides}: {first_line(err).rstrip('.')}."
 
 
 def _schema_message(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or "?"
-    text = _first_line(err)
+    text = first_line(err)
     if "not in" in text or ("Key '" in text and "not" in text):
         return f"Unknown configuration key '{key}': check its spelling against conf/ ({text})."
     return f"Invalid value for configuration key '{key}': {text}."

@@ -87,7 +87,7 @@ def image(path: str | Path, alt: str) -> str:
 def figure(path: str | Path | None, alt: str, caption: str) -> str:
     """An embedded image with its caption, or a note that the run did not produce it."""
     if not path:
-        return f"<p class='note'>No {html.escape(alt)} figure was given to the report.</p>"
+        return note(f"No {alt} figure was given to the report.")
     return f"<figure>{image(path, alt)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
@@ -329,7 +329,7 @@ def write_report(path: str | Path, title: str, sections: Sequence[str], config_y
     sections = [*sections, section("config", "Resolved configuration",
                                    [f"<pre>{html.escape(config_yaml)}</pre>"])]
     write_text(path, html_page(title, [
-        f"<p class='note'>seiscluster {__version__}, {stamp}</p>", _contents(sections),
+        note(f"seiscluster {__version__}, {stamp}"), _contents(sections),
         *sections]))
 
 

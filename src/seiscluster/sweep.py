@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from seiscluster.config import CONF_DIR, compose
+from seiscluster.config import CONF_DIR, compose, first_line
 from seiscluster.errors import InputError
 
 #: Folders under results/ that are not runs (the keyed stage store and the sweep products).
@@ -80,8 +80,7 @@ def parse(override: str, parser: Any) -> Any:
     try:
         parsed = parser.parse_overrides([override])[0]
     except Exception as err:  # Hydra raises OverrideParseException, ValueError, ...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"Invalid override {override!r} ({reason}): {_HELP}.") from None
+        raise InputError(f"Invalid override {override!r} ({first_line(err)}): {_HELP}.") from None
     if not parsed.key_or_group:
         raise InputError(f"Invalid override {override!r} (no key before '='): {_HELP}.")
     return parsed
@@ -164,11 +163,10 @@ def plan(
     fixed = [*overrides, *([f"run={run}"] if run is not None else [])]
     axes = parse_sweep(fixed, sweep, conf_dir)
     base = compose(fixed, conf_dir)
+    check_name(base.run)
     if not axes:
-        check_name(base.run)
         return Plan(runs=(Run(name=base.run, overrides=tuple(fixed)),),
                     configs={base.run: base})
-    check_name(base.run)
     runs = expand(fixed, axes, base.run)
     configs = {r.name: compose([*r.overrides, f"run='{r.name}'"], conf_dir) for r in runs}
     return Plan(runs=tuple(runs), configs=configs, sweep_name=base.run)

@@ -34,13 +34,14 @@ def plot_metrics(table: pd.DataFrame, metrics: Sequence[str], swept: Sequence[st
     ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     xkey = _numeric_axis(table, swept)
+    if xkey is not None:
+        x = pd.to_numeric(table[xkey]).to_numpy(dtype=float)
+        order = np.argsort(x)
     for ax, column in zip(axes, metrics, strict=False):
         values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
         if xkey is not None:
-            x = pd.to_numeric(table[xkey]).to_numpy(dtype=float)
-            order = np.argsort(x)
             ax.plot(x[order], values[order], "o-", color="tab:blue")
             ax.set_xlabel(xkey)
         else:
