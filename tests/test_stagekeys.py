@@ -17,6 +17,7 @@ from seiscluster.stagekeys import (
     code_sources,
     stage_function,
     stage_keys,
+    stage_param,
     stage_params,
 )
 
@@ -75,6 +76,14 @@ def test_runtime_settings_reach_the_stage_but_not_its_key(monkeypatch):
     monkeypatch.setitem(STAGES, "velocity_som", dataclasses.replace(
         spec, runtime={"threads_hint": "velocity.plot.dpi"}))
     assert stage_params("velocity_som", compose(["velocity.plot.dpi=80"]))["threads_hint"] == 80
+    assert stage_param("velocity_som", "threads_hint", compose(["velocity.plot.dpi=80"])) == 80
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_each_param_is_the_stage_params_value(stage):
+    cfg = compose(["branches=[velocity,tremor]"])
+    assert {arg: stage_param(stage, arg, cfg) for arg in stage_params(stage, cfg)} == \
+        stage_params(stage, cfg)
     assert "velocity_som" not in changed(["velocity.plot.dpi=80"])
 
 

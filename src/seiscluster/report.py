@@ -66,6 +66,9 @@ CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
                             "autoencoder reconstructions."),
     )),
 )
+#: The tremor figures, in the report's order (the workflow's report inputs).
+TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, KSCAN_SECTION,
+                                         *CLUSTER_SECTIONS) for name, _ in spec[2])
 #: Velocity figures of each method: (input key, alt text, caption).
 VELOCITY_FIGURES = (
     ("cluster_figure", "cluster profiles", "Profiles of each cluster and their centroid."),
@@ -125,13 +128,16 @@ def _fmt(key: str, value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def _load_json(path: str | Path, what: str) -> dict[str, Any]:
+def load_json(path: str | Path, what: str | None = None) -> dict[str, Any]:
+    """A JSON object from ``path``; InputError naming the file (and ``what`` it should
+    hold) when it is not valid JSON or not an object."""
     try:
         record = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON ({err.msg}); expected the {what}.") from None
+        expected = f"; expected the {what}" if what else ""
+        raise InputError(f"{path} is not valid JSON ({err.msg}){expected}.") from None
     if not isinstance(record, dict):
-        raise InputError(f"{path} must hold a JSON object (the {what}).")
+        raise InputError(f"{path} must hold a JSON object{f' (the {what})' if what else ''}.")
     return record
 
 
@@ -143,7 +149,7 @@ def provenance_section(provenance: str | None) -> str:
     if not provenance:
         return section("provenance", title, [note(
             "Provenance not recorded: no provenance.json was given to the report.", "warn")])
-    record = _load_json(provenance, "provenance record of the run")
+    record = load_json(provenance, "provenance record of the run")
     flat = {k: v for k, v in record.items() if not isinstance(v, (Mapping, list))}
     parts = [_key_values(flat)] if flat else []
     for key, value in record.items():
@@ -200,7 +206,7 @@ def velocity_sections(
     elif no_elbow_reason:
         parts.append(section("velocity-elbow", "Velocity: Elbow scan", [note(no_elbow_reason)]))
     for method, files in methods.items():
-        metrics = _load_json(files["metrics"], f"metrics of the {method} fit")
+        metrics = load_json(files["metrics"], f"metrics of the {method} fit")
         body = [metrics_table(metrics)] + [
             figure(files[key], f"{method} {alt}", caption)
             for key, alt, caption in VELOCITY_FIGURES if files.get(key)]
@@ -211,7 +217,7 @@ def velocity_sections(
 
 def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None) -> str:
     """The elbow curve with its knee, or a visible warning when kneed found none."""
-    record = _load_json(choice, "elbow choice")
+    record = load_json(choice, "elbow choice")
     message = str(record.get("message", ""))
     if record.get("knee") is None:
         lead = (f"<p class='warn'><strong>No knee found.</strong> "
@@ -263,7 +269,7 @@ def tremor_sections(
 ) -> list[str]:
     """Sections of the tremor branch: spectrograms, skipped windows, training, k scan,
     DEC metrics, t-SNE, clusters over time and per-cluster examples."""
-    kscan_lead = [note(str(_load_json(kscan_choice, "k-scan choice").get("message", "")))
+    kscan_lead = [note(str(load_json(kscan_choice, "k-scan choice").get("message", "")))
                   ] if kscan_choice else []
     parts = [
         figure_section(SPECTROGRAM_SECTION, figures, [note(spectrogram_summary(spectrograms))]),
@@ -273,9 +279,8 @@ def tremor_sections(
         dec_section(dec_metrics, dec_history),
         *(figure_section(spec, figures) for spec in CLUSTER_SECTIONS),
     ]
-    known = {name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, KSCAN_SECTION,
-                               *CLUSTER_SECTIONS) for name, _ in spec[2]}
-    other = tuple((name, name.replace("_", " ")) for name in figures if name not in known)
+    other = tuple((name, name.replace("_", " ")) for name in figures
+                  if name not in TREMOR_FIGURES)
     if other:
         parts.append(figure_section(("tremor-other", "Tremor: Other figures", other), figures))
     return parts
@@ -311,7 +316,7 @@ def dec_section(metrics: str | None, history: str | None) -> str:
                               f"iterations; final delta-label "
                               f"{float(frame['delta_label'].iloc[-1]):.4g}."))
     if metrics:
-        record = _load_json(metrics, "DEC metrics")
+        record = load_json(metrics, "DEC metrics")
         parts.append(metrics_table(record))
         if record.get("contingency"):
             parts += ["<h3>Regimes (rows) against clusters (columns)</h3>",

@@ -166,8 +166,17 @@ def active_stages(cfg: DictConfig) -> list[str]:
 def stage_params(stage: str, cfg: DictConfig) -> dict[str, Any]:
     """The stage's config values (``reads`` and ``runtime``), as plain Python, named as its
     function takes them: its rule's params."""
+    return _values(_param_paths(stage), cfg)
+
+
+def stage_param(stage: str, arg: str, cfg: DictConfig) -> Any:
+    """One of :func:`stage_params`' values (a rule's param function needs only its own)."""
+    return _values({arg: _param_paths(stage)[arg]}, cfg)[arg]
+
+
+def _param_paths(stage: str) -> dict[str, str]:
     spec = STAGES[stage]
-    return _values({**spec.reads, **spec.runtime}, cfg)
+    return {**spec.reads, **spec.runtime}
 
 
 def _values(paths: Mapping[str, str], cfg: DictConfig) -> dict[str, Any]:

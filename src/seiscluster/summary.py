@@ -30,7 +30,7 @@ import pandas as pd
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_text
-from seiscluster.report import html_page, image, note, section
+from seiscluster.report import html_page, image, load_json, note, section
 from seiscluster.report import table as html_table
 
 #: Metrics of each velocity method's ``metrics.json`` kept in the table.
@@ -84,15 +84,7 @@ def _cell(value: Any) -> Any:
 
 def _read_json(path: Path) -> dict[str, Any]:
     """A JSON object, or an empty one when the file is absent."""
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON ({err.msg}).") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{path} must hold a JSON object.")
-    return record
+    return load_json(path) if path.is_file() else {}
 
 
 def _value(record: Mapping[str, Any], key: str) -> Any:
@@ -173,7 +165,7 @@ def write_sweep_outputs(table: pd.DataFrame, runs: list[dict], summary_csv: str,
         table.to_csv(tmp, index=False)
     figures = write_sweep_figures(table, runs, figures_dir)
     index = Path(index_html)
-    swept = sorted({key for run in runs for key in run.get("overrides", {})})
+    swept = _swept_keys(runs)
     sections = [
         section("runs", "Runs", [_run_links(runs, index.parent)]),
         section("summary", "Summary table", [
@@ -196,7 +188,7 @@ def write_sweep_figures(table: pd.DataFrame, runs: list[dict], figures_dir: str)
 
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    swept = list(dict.fromkeys(key for run in runs for key in run.get("overrides", {})))
+    swept = _swept_keys(runs)
     metrics = [c for c in PLOTTED if c in table and
                pd.to_numeric(table[c], errors="coerce").notna().any()]
     stages = [c for c in table.columns if c.startswith("time_") and table[c].notna().any()]
@@ -209,6 +201,11 @@ def write_sweep_figures(table: pd.DataFrame, runs: list[dict], figures_dir: str)
         plots.save(plots.plot_wall_times(table, stages, labels), folder / "wall_time.png")
         written.append(folder / "wall_time.png")
     return written
+
+
+def _swept_keys(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The config keys that the sweep varies, sorted."""
+    return sorted({key for run in runs for key in run.get("overrides", {})})
 
 
 def _transposed(table: pd.DataFrame) -> pd.DataFrame:

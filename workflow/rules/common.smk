@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.io import is_flagged
 
 from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
-from seiscluster.stagekeys import STAGES, STORE, Registry, stage_params
+from seiscluster.report import TREMOR_FIGURES
+from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param
 from seiscluster.sweep import as_list, plan
 from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
@@ -58,10 +58,6 @@ RUN = "results/{run}"
 LOGS = f"{RUN}/logs"
 SWEEP = "results/sweeps/{sweep}"
 
-#: The tremor figures, in the order the report shows them.
-TREMOR_FIGURES = ("overview", "spectrogram_examples", "losses", "kscan", "tsne",
-                  "clusters_over_time", "cluster_spectrograms", "reconstructions")
-
 
 wildcard_constraints:
     run="|".join(re.escape(name) for name in CONFIGS),
@@ -103,7 +99,7 @@ def config_params(stage):
 
 def _config_param(stage, arg):
     def value(wildcards):
-        return stage_params(stage, key_config(wildcards))[arg]
+        return stage_param(stage, arg, key_config(wildcards))
 
     return value
 
@@ -152,7 +148,8 @@ def gpus(wildcards):
 
 def checkpoint_dir(wildcards):
     """Pretraining checkpoints: kept across attempts (a rerun resumes), so not an output."""
-    return f"{keyed('tremor_pretrain')}/checkpoints".format(key=wildcards.key)
+    folder, = STAGES["tremor_pretrain"].links
+    return f"{keyed('tremor_pretrain')}/{folder}".format(key=wildcards.key)
 
 
 # ----------------------------------------------------------------------- run folders
@@ -186,18 +183,18 @@ def run_overrides(wildcards):
 
 
 def run_folder(wildcards):
-    return f"results/{wildcards.run}"
+    return PLAN.run(wildcards.run).folder
 
 
 def link_outputs(stage):
     """Where a stage's products show in results/<run>/: outputs, log, benchmark, extras."""
     spec = STAGES[stage]
     prefix = keyed(stage) + "/"
-    products = [f"{RUN}/{spec.folder}/{str(f).removeprefix(prefix)}"
-                for f in _products(stage)]
-    flagged = [directory(path) if f.is_directory else path
-               for path, f in zip(products, _products(stage))]
-    return [*flagged, f"{LOGS}/{stage}.log", f"{LOGS}/benchmarks/{stage}.tsv",
+    products = []
+    for f in _products(stage):
+        path = f"{RUN}/{spec.folder}/{str(f).removeprefix(prefix)}"
+        products.append(directory(path) if f.is_directory else path)
+    return [*products, f"{LOGS}/{stage}.log", f"{LOGS}/benchmarks/{stage}.tsv",
             *(directory(f"{RUN}/{spec.folder}/{extra}") for extra in spec.links)]
 
 
@@ -247,7 +244,6 @@ def report_inputs(wildcards):
     """Every product the report shows, named `<method>_<key>` per clustering method."""
     run = wildcards.run
     vel, tre = f"results/{run}/velocity", f"results/{run}/tremor"
-    cfg = config_of(run)
     files = {"config": f"results/{run}/config.yaml",
              "provenance": f"results/{run}/provenance.json"}
     if "tremor" in run_branches(run):
@@ -262,7 +258,7 @@ def report_inputs(wildcards):
         return files
     methods = run_methods(wildcards)
     files["profiles"] = f"{vel}/profiles.nc"
-    if "kmeans" in methods and cfg.velocity.kmeans.n_clusters is None:
+    if "velocity_elbow" in run_stages(run):
         files |= {"elbow_choice": f"{vel}/elbow/choice.json",
                   "elbow_table": f"{vel}/elbow/elbow.csv",
                   "elbow_figure": f"{vel}/elbow/elbow.png"}
