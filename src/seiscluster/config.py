@@ -596,8 +596,7 @@ def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[s
     radius, slope = params.get("sakoe_chiba_radius"), params.get("itakura_max_slope")
     if radius is not None:
         _require(
-            isinstance(radius, numbers.Integral) and not isinstance(radius, bool)
-            and radius >= 0 and constraint != "itakura",
+            is_int(radius) and radius >= 0 and constraint != "itakura",
             f"{key}.sakoe_chiba_radius must be an integer >= 0 used with global_constraint "
             f"sakoe_chiba, got {radius!r} (global_constraint {constraint!r}).",
         )
@@ -613,6 +612,11 @@ def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[s
             f"{key}.gamma must be a number > 0, got {params['gamma']!r}.",
         )
     return params
+
+
+def is_int(value: Any) -> bool:
+    """An integer of any kind (Python, numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value: Any) -> bool:

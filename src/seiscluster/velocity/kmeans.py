@@ -49,7 +49,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 from tslearn.clustering import TimeSeriesKMeans
 
-from seiscluster.config import check_metric_params
+from seiscluster.config import check_metric_params, is_int
 from seiscluster.errors import InputError
 
 METRICS = ("euclidean", "dtw", "softdtw")
@@ -78,10 +78,6 @@ def check_profiles(X: Any) -> np.ndarray:
             "values must be dropped before clustering."
         )
     return np.ascontiguousarray(arr)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class _EmptyCluster(Exception):
@@ -178,7 +174,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.fit_sample_size = fit_sample_size
 
     def _check_params(self, n_profiles: int) -> None:
-        if not _is_int(self.n_clusters) or not 1 <= self.n_clusters <= n_profiles:
+        if not is_int(self.n_clusters) or not 1 <= self.n_clusters <= n_profiles:
             raise InputError(
                 "velocity.kmeans.n_clusters must be an integer between 1 and the number of "
                 f"profiles ({n_profiles}), got {self.n_clusters!r}."
@@ -190,13 +186,13 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             )
         for key in ("n_init", "max_iter", "max_iter_barycenter"):
             value = getattr(self, key)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise InputError(f"velocity.kmeans.{key} must be an integer >= 1, got {value!r}.")
         if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
             raise InputError(f"velocity.kmeans.tol must be a number >= 0, got {self.tol!r}.")
         check_metric_params(self.metric, self.metric_params)
         size = self.fit_sample_size
-        if size is not None and (not _is_int(size) or size < max(2, self.n_clusters)):
+        if size is not None and (not is_int(size) or size < max(2, self.n_clusters)):
             raise InputError(
                 "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an "
                 f"integer >= n_clusters ({self.n_clusters}) and >= 2, got {size!r}."
