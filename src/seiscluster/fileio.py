@@ -10,15 +10,16 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 #: Global attributes added to every NetCDF file written in the current context.
-_NETCDF_ATTRS: contextvars.ContextVar[tuple[tuple[str, Any], ...]] = contextvars.ContextVar(
-    "netcdf_attrs", default=())
+_NETCDF_ATTRS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "netcdf_attrs", default=MappingProxyType({}))
 
 
 @contextlib.contextmanager
@@ -78,7 +79,7 @@ def write_pickle(path: str | Path, obj: Any) -> None:
 def netcdf_attributes(attrs: dict[str, Any]) -> Iterator[None]:
     """Add ``attrs`` to the global attributes of every NetCDF file written in the block
     (a dataset's own attributes of the same name win); used for provenance records."""
-    token = _NETCDF_ATTRS.set(tuple({**dict(_NETCDF_ATTRS.get()), **attrs}.items()))
+    token = _NETCDF_ATTRS.set({**_NETCDF_ATTRS.get(), **attrs})
     try:
         yield
     finally:
@@ -94,8 +95,9 @@ def write_netcdf(ds: Any, path: str | Path) -> None:
     :func:`netcdf_attributes` are added.
     """
     out = ds.drop_encoding()
-    if _NETCDF_ATTRS.get():
-        out = out.assign_attrs({**dict(_NETCDF_ATTRS.get()), **out.attrs})
+    extra = _NETCDF_ATTRS.get()
+    if extra:
+        out = out.assign_attrs({**extra, **out.attrs})
     encoding = {
         name: {"_FillValue": np.nan if np.issubdtype(var.dtype, np.floating)
                and name not in out.coords else None}

@@ -598,7 +598,7 @@ def build_store(
             stats = Block(*(np.concatenate([np.concatenate([getattr(r, f) for r in row], axis=1)
                                             for row in results])
                             for f in Block.__dataclass_fields__))
-            _log_blocks(stats, starts, per_block)
+            _log_blocks(stats, starts, firsts, per_block)
             keep, skipped = _select_windows(stats, starts, job)
             if not keep.any():
                 raise InputError(f"{SKEY}: no window could be computed: every window of "
@@ -618,12 +618,12 @@ def build_store(
     return skipped
 
 
-def _log_blocks(stats: Block, starts: np.ndarray, per_block: int) -> None:
-    """One log line per block: its first day and how many window-channels are valid."""
-    n = math.ceil(starts.size / per_block)
-    for b, i in enumerate(range(0, starts.size, per_block)):
+def _log_blocks(stats: Block, starts: np.ndarray, firsts: range, per_block: int) -> None:
+    """One log line per block (first windows ``firsts``): its first day and how many
+    window-channels are valid."""
+    for b, i in enumerate(firsts):
         reason = stats.reason[i:i + per_block]
-        log.info("block %d/%d (%s): %d of %d window-channels valid", b + 1, n,
+        log.info("block %d/%d (%s): %d of %d window-channels valid", b + 1, len(firsts),
                  utc(int(starts[i])).date, int((reason == 0).sum()), reason.size)
 
 

@@ -134,8 +134,7 @@ def _subsample_distances(
     """Pairwise distances of the subsample in the clustering metric, as tslearn's
     ``silhouette_score`` computes them (DTW; normalised soft-DTW; Euclidean by BLAS)."""
     sub = X[idx]
-    params = dict(metric_params or {})
-    params.pop("n_jobs", None)
+    params = dict(metric_params or {})  # checked by the fits (no n_jobs: passed apart)
     if metric == "dtw":
         return cdist_dtw(sub[:, :, None], n_jobs=n_jobs, **params)
     if metric == "softdtw":

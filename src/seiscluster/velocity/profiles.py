@@ -64,24 +64,24 @@ def extract_profiles(
         )
     kept_depth = depth[keep]
     new_depth = None if dz is None else resample_depths(kept_depth, dz)
-    masks = [finite[a:a + rows] for a in range(0, n_lat, rows)]
+    out_depth = kept_depth if new_depth is None else new_depth
+    firsts = range(0, n_lat, rows)
+    masks = [finite[a:a + rows] for a in firsts]
     counts = [int(m.sum()) for m in masks]
-    nodes = [dask.delayed(_nodes)(m, a) for m, a in zip(masks, range(0, n_lat, rows),
-                                                         strict=True)]
+    nodes = [dask.delayed(_nodes)(m, a) for m, a in zip(masks, firsts, strict=True)]
     lat_index = _stack([node[0] for node in nodes], counts, np.int64)
     lon_index = _stack([node[1] for node in nodes], counts, np.int64)
     velocity = _stack(
         [dask.delayed(_block_profiles)(slab, m, kept_depth, new_depth)
          for slab, m in zip(values.to_delayed().ravel(), masks, strict=True)],
-        counts, np.float64, (kept_depth if new_depth is None else new_depth).size)
+        counts, np.float64, out_depth.size)
     lat = grid["latitude"].values
     lon = grid["longitude"].values
     n_profiles = sum(counts)
     ds = xr.Dataset(
         {"velocity": (("profile", "depth"), velocity, dict(model[name].attrs))},
         coords={
-            "depth": ("depth", kept_depth if new_depth is None else new_depth,
-                      dict(model["depth"].attrs)),
+            "depth": ("depth", out_depth, dict(model["depth"].attrs)),
             "latitude": ("profile", lat_index.map_blocks(lat.take, dtype=lat.dtype),
                          dict(model["latitude"].attrs)),
             "longitude": ("profile", lon_index.map_blocks(lon.take, dtype=lon.dtype),
