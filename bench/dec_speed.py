@@ -73,6 +73,18 @@ def synthetic_windows(n: int = 2390, shape: tuple[int, int] = (96, 128), seed: i
     return x, regime
 
 
+def dec_settings(iters: int) -> dict[str, float]:
+    """``tremor.dec`` of the measurements: ``iters`` iterations, no early stop."""
+    return {"maxiter": iters, "tol": 0.0, "update_interval": 200}
+
+
+def copy_of(ae: ConvAutoencoder) -> ConvAutoencoder:
+    """A fresh autoencoder with ``ae``'s weights (fit_dec trains its model in place)."""
+    model = ConvAutoencoder(**ae.config())
+    model.load_state_dict(ae.state_dict())
+    return model
+
+
 def bench_pretrain(x: np.ndarray, epochs: int, cl: bool, args: argparse.Namespace,
                    root: str) -> list:
     times: list[float] = []
@@ -122,10 +134,7 @@ def bench_dec(x: np.ndarray, args: argparse.Namespace, cl: bool) -> dict[str, fl
         fit = res.fits[4]
     best = float("inf")
     for _ in range(args.repeat):
-        model = ConvAutoencoder(x.shape[1:], **MODEL)
-        model.load_state_dict(ae.state_dict())
-        out = fit_dec(model, xt, fit.centres, fit.labels,
-                      dec={"maxiter": args.iters, "tol": 0.0, "update_interval": 200},
+        out = fit_dec(copy_of(ae), xt, fit.centres, fit.labels, dec=dec_settings(args.iters),
                       trainer={"channels_last": cl, "compile": args.compile,
                                "precision": args.precision}, seed=0)
         best = min(best, out.seconds)
@@ -158,13 +167,12 @@ def profile_dec(x: np.ndarray, args: argparse.Namespace) -> None:
     xt = as_tensor(x, True)
     fit = fit_kmeans(embed(ae.to(memory_format=torch.channels_last).eval(), xt)[0], 6,
                      n_init=1, seed=0)
-    dec = {"maxiter": args.iters, "tol": 0.0, "update_interval": 200}
+    dec = dec_settings(args.iters)
     start = time.thread_time()
-    fit_dec(ae, xt, fit.centres, fit.labels, dec=dec, seed=0)
+    fit_dec(copy_of(ae), xt, fit.centres, fit.labels, dec=dec, seed=0)
     cpu = time.thread_time() - start
-    ae.load_state_dict(ConvAutoencoder(x.shape[1:], **MODEL).state_dict())
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fit_dec(ae, xt, fit.centres, fit.labels, dec=dec, seed=0)
+        fit_dec(copy_of(ae), xt, fit.centres, fit.labels, dec=dec, seed=0)
     kinds: dict[str, float] = {}
     for event in prof.key_averages():
         kind = KINDS.get(event.key, "everything else")
@@ -246,9 +254,6 @@ def bench_keras(x: np.ndarray, args: argparse.Namespace) -> dict[str, float]:
                str(args.threads), "--epochs", str(0 if args.only_dec else args.epochs),
                "--iters", str(args.iters),
                "--repeat", str(args.repeat)]
-        if not Path(args.keras_python).is_file():
-            sys.exit(f"--keras-python {args.keras_python} does not exist: give a Python with "
-                     "tensorflow (a separate venv: pip install tensorflow-cpu).")
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"the Keras reference failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
@@ -276,6 +281,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="only the CPU time of the DEC iterations on one thread, by operation")
     args = ap.parse_args()
+    if args.keras and not Path(args.keras_python).is_file():  # before minutes of timing
+        sys.exit(f"--keras-python {args.keras_python} does not exist: give a Python with "
+                 "tensorflow (a separate venv: pip install tensorflow-cpu).")
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning").setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)

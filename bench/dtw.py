@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import adjusted_rand_score as ari
 from tslearn.clustering import TimeSeriesKMeans
+from velocity import timed  # bench/velocity.py
 
 from seiscluster.velocity.example import make_example_model
 from seiscluster.velocity.io import open_model
@@ -53,12 +53,6 @@ def load_profiles(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | No
     X = profile_array(prof)
     return X, prof["province"].values, (
         f"embedded example {n_lat} x {n_lon} nodes: {X.shape[0]} profiles x {X.shape[1]} depths")
-
-
-def timed(func: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - start
 
 
 def ours(X: np.ndarray, **kwargs: Any) -> Callable[[], Any]:
