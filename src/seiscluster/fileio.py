@@ -8,9 +8,9 @@ import glob
 import json
 import os
 import pickle
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -27,14 +27,43 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _hidden_beside(path, "", ".tmp", _new_file)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temp_dir_beside(path: str | Path, tag: str = "") -> Path:
+    """Create and return a new empty folder ``.NAME.<tag><random>`` beside ``path`` (made
+    if needed), for a folder written whole and then renamed onto ``path``.
+
+    Its mode is what :func:`os.mkdir` gives (``0o777`` less the umask), not
+    :func:`tempfile.mkdtemp`'s ``0o700``, so the renamed folder is as readable as any other.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _hidden_beside(path, tag, "", lambda p: os.mkdir(p, 0o777))
+
+
+def _new_file(path: Path) -> None:
+    """Create an empty file, failing if it exists; mode ``0o666`` less the umask, as
+    :func:`open` gives (:func:`tempfile.mkstemp` would give ``0o600``)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _hidden_beside(path: Path, tag: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    """Create a fresh hidden name ``.NAME.<tag><random><suffix>`` beside ``path`` with
+    ``create`` (which must fail with :class:`FileExistsError` on a taken name)."""
+    for _ in range(100):
+        candidate = path.parent / f".{path.name}.{tag}{secrets.token_hex(6)}{suffix}"
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def remove_leftovers(path: str | Path) -> list[Path]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -43,7 +42,7 @@ from obspy import Stream, Trace, UTCDateTime
 from scipy import signal
 
 from seiscluster.errors import InputError
-from seiscluster.fileio import atomic_path
+from seiscluster.fileio import atomic_path, temp_dir_beside
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +122,7 @@ def write_example(example: Example, folder: str | Path, truth: str | Path) -> li
     The folder is replaced atomically (written beside it, then renamed).
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = temp_dir_beside(folder)
     try:
         names = []
         fs, t0 = example.sampling_rate, example.starttime
