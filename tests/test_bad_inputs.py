@@ -91,6 +91,19 @@ def wrong_variable_name(tmp: Path):
 
 
 @row
+def no_velocity_variable(tmp: Path):
+    path = tmp / "model.nc"
+    ds = small().rename(vs="temperature")
+    ds["temperature"].attrs["units"] = "K"
+    ds.to_netcdf(path)
+    return lambda: open_model(path), (
+        f"{path} has no variable named or measured as a velocity (a name such as vs, vp or v, "
+        "or units such as km/s or m/s); its variables are province (latitude, longitude; no "
+        "units), temperature (depth, latitude, longitude; units 'K'): set "
+        "data.velocity.variable to cluster one of them all the same.")
+
+
+@row
 def depth_in_metres_without_units(tmp: Path):
     path = tmp / "model.npz"
     ds = small()

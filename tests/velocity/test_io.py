@@ -187,6 +187,27 @@ def test_metres_depth_converted_to_km(tmp_path):
     assert "metres" in got.depth.attrs["comment"]
 
 
+def test_a_lone_variable_must_look_like_a_velocity_unless_named(tmp_path):
+    """A netCDF's only 3-D variable is taken as the velocity only by its name or its units;
+    data.velocity.variable takes any; text and npz layouts are velocities by contract."""
+    ds = small_model()
+    xr.Dataset({"temperature": (DIMS, ds.vs.values, {"units": "K"})},
+               coords=ds.coords).to_netcdf(tmp_path / "t.nc")
+    with pytest.raises(InputError, match=r"t\.nc has no variable named or measured as a "
+                                         r"velocity.*temperature \(depth, latitude, longitude; "
+                                         r"units 'K'\): set data\.velocity\.variable"):
+        open_model(tmp_path / "t.nc")
+    assert open_model(tmp_path / "t.nc", variable="temperature").attrs[
+        "velocity_variable"] == "temperature"
+    xr.Dataset({"beta": (DIMS, ds.vs.values, {"units": "km/s"})},
+               coords=ds.coords).to_netcdf(tmp_path / "beta.nc")
+    assert open_model(tmp_path / "beta.nc").attrs["velocity_variable"] == "beta"
+    write_text(ds, tmp_path / "m.txt", header="lon lat depth value\n")
+    assert open_model(tmp_path / "m.txt").attrs["velocity_variable"] == "value"
+    write_npz(ds, tmp_path / "m.npz")
+    assert open_model(tmp_path / "m.npz").attrs["velocity_variable"] == "vmodel"
+
+
 def test_variable_detection_and_explicit_choice(tmp_path):
     ds = small_model()
     path = tmp_path / "many.nc"

@@ -82,7 +82,8 @@ def open_model(
         raise InputError(
             f"data.velocity.format must be one of auto, {', '.join(_READERS)}, got {fmt!r}."
         )
-    ds = _normalise(_READERS[fmt](path, variable, chunks), variable, path)
+    ds = _normalise(_READERS[fmt](path, variable, chunks), variable, path,
+                    named=fmt == "netcdf")
     validate_model(ds)
     return ds
 
@@ -337,10 +338,15 @@ def _base_suffix(path: Path) -> tuple[str, bool]:
     return (suffixes[-2] if gzipped and len(suffixes) > 1 else suffixes[-1]), gzipped
 
 
-def _normalise(ds: xr.Dataset, variable: str | None, path: Path) -> xr.Dataset:
-    """Shared by every format: rename, pick the variable, transpose, float64, km, sort."""
+def _normalise(ds: xr.Dataset, variable: str | None, path: Path, named: bool = False
+               ) -> xr.Dataset:
+    """Shared by every format: rename, pick the variable, transpose, float64, km, sort.
+
+    ``named``: the file names its variables and gives their units (netCDF), so a detected
+    variable must look like a velocity (see :func:`_pick_variable`).
+    """
     ds = _rename_aliases(ds, path)
-    name = _pick_variable(ds, variable, path)
+    name = _pick_variable(ds, variable, path, named)
     ds = ds[[name]].transpose(*DIMS, ...)
     ds = ds.assign_coords({dim: ds[dim].astype(np.float64) for dim in DIMS if dim in ds.coords})
     ds = _depth_to_km(ds, path)
@@ -363,8 +369,15 @@ def _rename_aliases(ds: xr.Dataset, path: Path) -> xr.Dataset:
     return ds.rename(renames)
 
 
-def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> str:
-    """The named variable, else the single 3-D one, preferring velocity names then units."""
+def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path, named: bool = False
+                   ) -> str:
+    """The named variable, else the single 3-D one, preferring velocity names then units.
+
+    With ``named`` (a self-describing file), a detected variable with neither a velocity
+    name nor velocity units is refused: a temperature or density model is not clustered as
+    a velocity model unless ``data.velocity.variable`` asks for it. Text tables and npz
+    arrays are velocities by their layout (``lon lat depth value``, seisgo's ``vmodel``).
+    """
     available = sorted(map(str, ds.data_vars))
     if variable is not None:
         if variable not in ds.data_vars:
@@ -389,11 +402,25 @@ def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> str:
     for prefer in (_has_velocity_name, _has_velocity_units):
         pool = [n for n in pool if prefer(ds[n])] or pool
     if len(pool) == 1:
+        if named and not (_has_velocity_name(ds[pool[0]]) or _has_velocity_units(ds[pool[0]])):
+            raise InputError(
+                f"{path} has no variable named or measured as a velocity (a name such as vs, "
+                "vp or v, or units such as km/s or m/s); its variables are "
+                + ", ".join(_describe(ds[n]) for n in available)
+                + ": set data.velocity.variable to cluster one of them all the same."
+            )
         return pool[0]
     raise InputError(
         f"{path} has several candidate velocity variables {candidates}; "
         "set data.velocity.variable to the one to cluster."
     )
+
+
+def _describe(var: xr.DataArray) -> str:
+    """``name (dims; units 'u')`` of a variable, for messages."""
+    units = var.attrs.get("units")
+    return (f"{var.name} ({', '.join(map(str, var.dims))}; "
+            + (f"units {units!r})" if units is not None else "no units)"))
 
 
 def _has_velocity_name(var: xr.DataArray) -> bool:
