@@ -19,6 +19,7 @@ from seiscluster.stagekeys import (
     stage_keys,
     stage_param,
     stage_params,
+    stage_stems,
 )
 
 TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_spectrogram_figures",
@@ -77,6 +78,33 @@ def test_runtime_settings_reach_the_stage_but_not_its_key(monkeypatch):
         spec, runtime={"threads_hint": "velocity.plot.dpi"}))
     assert stage_params("velocity_som", compose(["velocity.plot.dpi=80"]))["threads_hint"] == 80
     assert stage_param("velocity_som", "threads_hint", compose(["velocity.plot.dpi=80"])) == 80
+
+
+def test_names_and_speed_only_settings_change_no_key():
+    """File-name stems and the FDSN cache's place change no stored result, so no key:
+    changing them reruns nothing (the run's link rule renames). torch's thread count does
+    change the rounding of the training, so it stays in the training stages' keys."""
+    assert changed(["velocity.kmeans.figbase=mine", "velocity.som.figbase=ours",
+                    "data.waveforms.fdsn_cache=elsewhere"]) == set()
+    assert changed(["trainer.num_threads=1"]) == {
+        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures"}
+    # the elbow scan fits every profile: the final fit's k and sample are not in its key
+    assert changed(["velocity.kmeans.fit_sample_size=100"]) == {
+        "velocity_kmeans", "velocity_kmeans_figures"}
+    assert changed(["velocity.kmeans.n_init=2"]) == {
+        "velocity_elbow", "velocity_kmeans", "velocity_kmeans_figures"}
+
+
+def test_speed_only_settings_reach_the_stage_and_stems_do_not():
+    cfg = compose(["data.waveforms.fdsn_cache=elsewhere", "velocity.kmeans.figbase=mine"])
+    assert stage_params("tremor_spectrograms", cfg)["waveforms"]["fdsn_cache"] == "elsewhere"
+    assert stage_param("tremor_spectrograms", "waveforms", cfg)["fdsn_cache"] == "elsewhere"
+    kmeans = stage_params("velocity_kmeans", cfg)["kmeans"]
+    assert "figbase" not in kmeans and "fit_sample_size" in kmeans
+    assert set(stage_params("velocity_elbow", cfg)["kmeans"]).isdisjoint(
+        {"figbase", "fit_sample_size", "n_clusters"})
+    assert stage_stems("velocity_kmeans", cfg) == {"seisgo": "mine"}
+    assert stage_stems("velocity_som", cfg) == {"seisgo": "som"}
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

@@ -156,6 +156,26 @@ def test_changed_profile_spacing_reruns_profiles_and_after_not_before(example_ru
         "velocity_kmeans_figures": 1, "velocity_som_figures": 1}
 
 
+def test_new_pickle_stems_rename_the_run_files_without_rerunning_a_stage(example_run):
+    """figbase only names files: a run that changes it shares every stage and shows the
+    seisgo pickles under its stems."""
+    workdir = example_run.parents[1]
+    overrides = [*FAST, "velocity.kmeans.figbase=mine", "velocity.som.figbase=ours"]
+    proc = snakemake(workdir, overrides, run="stems")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_jobs(proc.stdout + proc.stderr) == {}
+    assert "link_velocity_kmeans" in proc.stdout + proc.stderr
+    k = json.loads((example_run / "velocity/elbow/choice.json").read_text())["n_clusters"]
+    run = workdir / "results" / "stems"
+    for method, stem, label in (("kmeans", "mine", k), ("som", "ours", None)):
+        theirs, = (example_run / f"velocity/{method}/seisgo").glob("[!.]*")
+        mine, = (run / f"velocity/{method}/seisgo").glob("[!.]*")
+        assert mine.name == theirs.name.replace(theirs.name.split("_")[0], stem, 1)
+        if label is not None:
+            assert mine.name == f"{stem}_clusters_k{label}_results.pk"
+        assert mine.is_symlink() and mine.resolve() == theirs.resolve()
+
+
 def test_bad_configuration_stops_before_any_rule(tmp_path):
     proc = snakemake(tmp_path, ["velocity.kmeans.nclusters=3"])
     assert proc.returncode != 0

@@ -45,6 +45,15 @@ class Stage:
     ``folder`` is the place of the stage's products inside ``results/<run>/``; ``links`` are
     extra folders of the keyed directory shown in the run folder (the pretraining
     checkpoints).
+
+    Inside the ``reads`` sections, ``unhashed`` are the paths of settings that change only
+    the speed or a cache's place (``data.waveforms.fdsn_cache``): passed with their section,
+    left out of the key; ``omit`` are paths the stage is not given at all (values it does not
+    use, such as the final fit's settings in the elbow scan's ``velocity.kmeans``), so they
+    cannot change its products. ``stems`` maps a product folder to the config path of a
+    file-name stem: its files show in the run folder as ``<stem>_<name>``, named by the
+    run's link rule, so a new stem renames the run's files without rerunning the stage
+    (stems are omitted from the stage's values).
     """
 
     function: str
@@ -55,6 +64,9 @@ class Stage:
     also_keys: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     branch: str = "velocity"
+    unhashed: tuple[str, ...] = ()
+    omit: tuple[str, ...] = ()
+    stems: Mapping[str, str] = field(default_factory=dict)
 
 
 def _velocity_fit(method: str) -> Stage:
@@ -66,6 +78,7 @@ def _velocity_fit(method: str) -> Stage:
         folder=f"velocity/{method}",
         upstream=("velocity_profiles", "velocity_elbow") if method == "kmeans"
         else ("velocity_profiles",),
+        stems={"seisgo": f"velocity.{method}.figbase"},
     )
 
 
@@ -82,11 +95,17 @@ def _tremor(function: str, folder: str, upstream: tuple[str, ...],
             links: tuple[str, ...] = (), **reads: str) -> Stage:
     module = "stages" if function in ("make_example", "spectrograms", "spectrogram_figures") \
         else "deep_stages"
+    unhashed = tuple(p for p in _SPEED_ONLY if p.rsplit(".", 1)[0] in reads.values())
     return Stage(function=f"seiscluster.tremor.{module}:{function}", reads=reads,
-                 folder=folder, upstream=upstream, links=links, branch="tremor")
+                 folder=folder, upstream=upstream, links=links, branch="tremor",
+                 unhashed=unhashed)
 
 
 _SEEDED = {"channels": "tremor.preprocess.channels", "seed": "seed"}
+#: Settings inside the tremor stages' sections that change no result: where FDSN downloads
+#: are cached. Not ``trainer.num_threads``: torch's CPU convolutions round differently with
+#: another thread count (1 vs 2 threads: weights apart by 4e-7 after 10 Adam steps).
+_SPEED_ONLY = ("data.waveforms.fdsn_cache",)
 #: The dask scheduler settings (``compute``): how a stage runs, not what it computes.
 _COMPUTE = {"compute": "compute"}
 
@@ -109,6 +128,10 @@ STAGES: dict[str, Stage] = {
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
                "dpi": "velocity.plot.dpi"},
         folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
+        # the scan fits every profile for every k: the final fit's k, sample and pickle
+        # stem are not its business
+        omit=tuple(f"velocity.kmeans.{k}" for k in ("n_clusters", "fit_sample_size",
+                                                    "figbase")),
     ),
     "velocity_kmeans": _velocity_fit("kmeans"),
     "velocity_som": _velocity_fit("som"),
@@ -164,14 +187,20 @@ def active_stages(cfg: DictConfig) -> list[str]:
 
 
 def stage_params(stage: str, cfg: DictConfig) -> dict[str, Any]:
-    """The stage's config values (``reads`` and ``runtime``), as plain Python, named as its
-    function takes them: its rule's params."""
-    return _values(_param_paths(stage), cfg)
+    """The stage's config values (``reads`` and ``runtime``, less ``omit`` and ``stems``),
+    as plain Python, named as its function takes them: its rule's params."""
+    return _values(_param_paths(stage), cfg, _omitted(stage))
 
 
 def stage_param(stage: str, arg: str, cfg: DictConfig) -> Any:
     """One of :func:`stage_params`' values (a rule's param function needs only its own)."""
-    return _values({arg: _param_paths(stage)[arg]}, cfg)[arg]
+    return _values({arg: _param_paths(stage)[arg]}, cfg, _omitted(stage))[arg]
+
+
+def stage_stems(stage: str, cfg: DictConfig) -> dict[str, str]:
+    """The file-name stem of each product folder in ``STAGES[stage].stems``, for a run."""
+    return {folder: str(OmegaConf.select(cfg, path, throw_on_missing=True))
+            for folder, path in STAGES[stage].stems.items()}
 
 
 def _param_paths(stage: str) -> dict[str, str]:
@@ -179,9 +208,25 @@ def _param_paths(stage: str) -> dict[str, str]:
     return {**spec.reads, **spec.runtime}
 
 
-def _values(paths: Mapping[str, str], cfg: DictConfig) -> dict[str, Any]:
-    return {arg: to_container(OmegaConf.select(cfg, path, throw_on_missing=True))
-            for arg, path in paths.items()}
+def _omitted(stage: str) -> tuple[str, ...]:
+    spec = STAGES[stage]
+    return (*spec.omit, *spec.stems.values())
+
+
+def _values(paths: Mapping[str, str], cfg: DictConfig, leave_out: tuple[str, ...] = ()
+            ) -> dict[str, Any]:
+    """The values at ``paths`` by argument, without the sub-paths ``leave_out``."""
+    out = {arg: to_container(OmegaConf.select(cfg, path, throw_on_missing=True))
+           for arg, path in paths.items()}
+    for arg, path in paths.items():
+        for inner in leave_out:
+            if inner.startswith(path + "."):
+                *parents, last = inner[len(path) + 1:].split(".")
+                node = out[arg]
+                for part in parents:
+                    node = node[part]
+                node.pop(last)
+    return out
 
 
 def stage_keys(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -191,7 +236,8 @@ def stage_keys(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     for stage in active:
         spec = STAGES[stage]
         upstream = {u: out[u]["key"] for u in spec.upstream if u in active}
-        values = _values(spec.reads, cfg) | _values({p: p for p in spec.also_keys}, cfg)
+        values = _values(spec.reads, cfg, (*_omitted(stage), *spec.unhashed)) \
+            | _values({p: p for p in spec.also_keys}, cfg)
         out[stage] = {"key": key_of(stage, values, upstream), "upstream": upstream}
     return out
 

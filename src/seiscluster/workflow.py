@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -105,15 +106,32 @@ def recorded(smk: Any, stage: Callable[..., Any]) -> None:
     provenance.finish(record, outputs[RECORD])
 
 
-def link_products(*, links: Mapping[str, str]) -> None:
+def link_products(*, links: Mapping[str, str], stems: Mapping[str, str] | None = None
+                  ) -> None:
     """Make each ``link`` a relative symbolic link to its target (replacing what is there).
 
-    A link is made beside its final name and renamed onto it, so it is never half made.
+    A link named in ``stems`` (a folder) is instead a folder of links to the target folder's
+    files (hidden ones left out), each named ``<stem>_<name>``. A link, or a folder of
+    links, is made beside its final name and renamed onto it, so it is never half made.
     """
+    stems = stems or {}
     for link, target in links.items():
         path = Path(link)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.link.tmp")
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp)
         tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.path.relpath(target, path.parent))
+        if link in stems:
+            tmp.mkdir()
+            for file in sorted(Path(target).iterdir()):
+                if file.name.startswith("."):  # Snakemake's marker of a folder output
+                    continue
+                (tmp / f"{stems[link]}_{file.name}").symlink_to(os.path.relpath(file, path))
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.is_symlink():
+                path.unlink()  # a folder cannot be renamed onto a link
+        else:
+            tmp.symlink_to(os.path.relpath(target, path.parent))
         os.replace(tmp, path)

@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
 from seiscluster.report import TREMOR_FIGURES
-from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param
+from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
 from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
@@ -228,6 +228,20 @@ def link_pairs(stage):
         return dict(zip(links, _link_targets(stage, KEYS.key(wildcards.run, stage))))
 
     return pairs
+
+
+def link_stems(stage):
+    """Run-folder link -> file-name stem of its files (STAGES[stage].stems), for the link
+    rule's `params`: a new stem relinks, the stage does not rerun."""
+
+    def stems(wildcards):
+        named = stage_stems(stage, config_of(wildcards.run))
+        prefix = f"{keyed(stage)}/"
+        return {str(p).format(run=wildcards.run): named[str(f).removeprefix(prefix)]
+                for p, f in zip(link_outputs(stage), _products(stage))
+                if str(f).removeprefix(prefix) in named}
+
+    return stems
 
 
 def record_inputs(wildcards):

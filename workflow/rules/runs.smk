@@ -16,6 +16,7 @@ for _stage in STAGES:
             f"{LOGS}/links/{_stage}.log",
         params:
             links=link_pairs(_stage),
+            stems=link_stems(_stage),
         localrule: True
         conda:
             "../../environment.yml"

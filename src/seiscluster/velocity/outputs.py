@@ -102,9 +102,14 @@ def som_seisgo_dict(
     }
 
 
-def seisgo_pickle_name(figbase: str, label: str) -> str:
-    """seisgo's pickle name: ``<figbase>_clusters_k<label>_results.pk`` (label ``5``, ``4x4``)."""
-    return f"{figbase}_clusters_k{label}_results.pk"
+def seisgo_pickle_name(figbase: str | None, label: str) -> str:
+    """seisgo's pickle name: ``<figbase>_clusters_k<label>_results.pk`` (label ``5``, ``4x4``).
+
+    Without ``figbase``: ``clusters_k<label>_results.pk``, the name in the stage store; the
+    run folder shows it with the run's stem (``stems`` of :mod:`seiscluster.stagekeys`).
+    """
+    name = f"clusters_k{label}_results.pk"
+    return name if figbase is None else f"{figbase}_{name}"
 
 
 def clusters_dataset(

@@ -104,7 +104,11 @@ def fit_kmeans(
     choice: str | None = None, table: str | None = None, threads: int = 1,
     silhouette_sample_size: int = 2000,
 ) -> None:
-    """k-means fit with k from the config or the elbow choice; writes all its products."""
+    """k-means fit with k from the config or the elbow choice; writes all its products.
+
+    The seisgo pickle is named with ``kmeans["figbase"]`` when given; the workflow gives
+    none (its run folder shows the pickle under the run's stem), as for :func:`fit_som`.
+    """
     prof, X = _load_profiles(profiles)
     n_clusters = kmeans["n_clusters"]
     nrange, sum_square = None, []
@@ -130,7 +134,7 @@ def fit_kmeans(
     record = outputs.kmeans_seisgo_dict(prof, est, source=source, tag=tag, n_jobs=threads,
                                         nrange=nrange, sum_square=sum_square)
     _write_products(prof, labels, ds, est, record,
-                    outputs.seisgo_pickle_name(kmeans["figbase"], str(n_clusters)),
+                    outputs.seisgo_pickle_name(kmeans.get("figbase"), str(n_clusters)),
                     {"method": "kmeans", "n_clusters": int(n_clusters),
                      "inertia": float(est.inertia_), "fit_seconds": round(seconds, 3)},
                     cluster_map=cluster_map, clusters=clusters, model=model, seisgo=seisgo,
@@ -144,9 +148,8 @@ def fit_som(
 ) -> None:
     """Self-organizing map fit; the winning node of each profile is its cluster."""
     prof, X = _load_profiles(profiles)
-    params = {k: v for k, v in som.items() if k != "figbase"}
     start = time.perf_counter()
-    est = ProfileSOM(**params).fit(X)
+    est = ProfileSOM(**{k: v for k, v in som.items() if k != "figbase"}).fit(X)
     seconds = time.perf_counter() - start
     nx, ny = est.grid_shape_
     labels = est.labels_ + 1
@@ -173,7 +176,7 @@ def fit_som(
     )
     record = outputs.som_seisgo_dict(prof, est, source=source, tag=tag)
     _write_products(prof, labels, ds, est, record,
-                    outputs.seisgo_pickle_name(som["figbase"], f"{nx}x{ny}"),
+                    outputs.seisgo_pickle_name(som.get("figbase"), f"{nx}x{ny}"),
                     {"method": "som", "grid_size": [int(nx), int(ny)],
                      "n_clusters": int(ids.size),
                      "quantization_error": float(est.quantization_error_),
