@@ -21,8 +21,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seiscluster.errors import InputError
+from seiscluster.resources import conf_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = conf_dir()  # the checkout's conf/, or its copy in an installed package
 
 
 class ModelFormat(str, Enum):
