@@ -31,6 +31,7 @@ class ModelFormat(str, Enum):
     netcdf = "netcdf"
     text = "text"
     npz = "npz"
+    geocsv = "geocsv"
 
 
 class Method(str, Enum):

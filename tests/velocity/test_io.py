@@ -390,3 +390,64 @@ def test_global_model_variable_v(shared_data):
     assert np.isfinite(values).all()
     assert np.nanmin(values) > 4.0 and np.nanmax(values) < 7.5
     assert ds.latitude.values[0] == -90.0 and ds.depth.values[-1] == 2890.0
+
+
+def write_geocsv(ds: xr.Dataset, path, delimiter: str = "|", extra: str = "",
+                 fill: float = 99999.0) -> None:
+    """The model as IRIS EMC writes GeoCSV (netCDF_2_GeoCSV_3D.py): header, then rows."""
+    table = ds.to_dataframe().reset_index()[["latitude", "longitude", "depth", "vs"]]
+    table["vp"] = table["vs"] * 1.75
+    table = table.fillna(fill)
+    header = [
+        "# dataset: GeoCSV2.0", f"# delimiter: {delimiter}",
+        "# latitude_column: latitude", "# latitude_units: degrees_north",
+        "# longitude_column: longitude", "# longitude_units: degrees_east",
+        "# depth_column: depth", "# depth_units: km", "# depth_positive: down",
+        "# vs_column: vs", "# vs_units: km.s-1", f"# vs_missing_value: {fill}",
+        "# vp_column: vp", "# vp_units: km.s-1", f"# vp__FillValue: {fill}",
+    ]
+    body = table.to_csv(sep=delimiter, index=False)
+    path.write_text("\n".join(header) + "\n" + extra + body)
+
+
+def test_geocsv_reads_as_the_same_model(tmp_path):
+    ds = small_model()
+    write_geocsv(ds, tmp_path / "model.csv")
+    with pytest.raises(InputError, match=r"several candidate velocity variables \['vs', 'vp'\]"):
+        open_model(tmp_path / "model.csv")
+    got = open_model(tmp_path / "model.csv", variable="vs")  # format detected by its header
+    assert_same_model(got, ds)
+    assert got.vs.attrs["units"] == "km.s-1"
+    assert np.isnan(got.vs.values[1, 2, 3])  # the missing value became NaN
+    vp = open_model(tmp_path / "model.csv", fmt="geocsv", variable="vp")
+    np.testing.assert_allclose(vp.vp.values, ds.vs.values * 1.75)
+    # a comma-delimited file with depths in metres
+    metres = ds.assign_coords(depth=ds.depth * 1000.0)
+    write_geocsv(metres, tmp_path / "m.csv", delimiter=",")
+    text = (tmp_path / "m.csv").read_text().replace("# depth_units: km", "# depth_units: m")
+    (tmp_path / "m.csv").write_text(text)
+    np.testing.assert_allclose(open_model(tmp_path / "m.csv", variable="vs").depth.values,
+                               ds.depth.values)
+
+
+def test_geocsv_without_a_velocity_or_on_a_projected_grid_is_refused(tmp_path):
+    ds = small_model()
+    write_geocsv(ds, tmp_path / "t.csv")
+    text = (tmp_path / "t.csv").read_text()
+    text = text.replace("km.s-1", "K").replace("|vs|vp", "|temp|heat").replace(
+        "# vs_", "# temp_").replace("# vp_", "# heat_")
+    (tmp_path / "t.csv").write_text(text)
+    with pytest.raises(InputError, match=r"has several candidate velocity variables"):
+        open_model(tmp_path / "t.csv")
+    single = "\n".join(line.rsplit("|", 1)[0] if not line.startswith("#") else line
+                       for line in text.splitlines())
+    (tmp_path / "t1.csv").write_text(single + "\n")
+    with pytest.raises(InputError, match=r"no variable named or measured as a velocity.*"
+                                         r"temp \(depth, latitude, longitude; units 'K'\)"):
+        open_model(tmp_path / "t1.csv")
+    write_geocsv(ds, tmp_path / "p.csv", extra="")
+    projected = (tmp_path / "p.csv").read_text().replace(
+        "# delimiter: |", "# delimiter: |\n# global_grid_ref: projected\n# x_column: x")
+    (tmp_path / "p.csv").write_text(projected)
+    with pytest.raises(InputError, match=r"p\.csv is on a projected grid"):
+        open_model(tmp_path / "p.csv")

@@ -5,7 +5,8 @@ variable of dims exactly ``("depth", "latitude", "longitude")``, strictly increa
 coordinates (depth in km, positive down), NaN for missing values, the file's attributes
 kept, and the dataset attributes ``velocity_variable`` and ``source_file``. Formats: netCDF
 in the IRIS EMC convention (read lazily with dask), a ``lon lat depth value`` text table
-(optionally gzipped) and a seisgo-style ``.npz`` (``lat``, ``lon``, ``dep`` and a
+(optionally gzipped), IRIS EMC GeoCSV (``.csv`` starting with ``# dataset: GeoCSV``, on a
+latitude-longitude grid) and a seisgo-style ``.npz`` (``lat``, ``lon``, ``dep`` and a
 ``(n_depth, n_lat, n_lon)`` array). Each reader only turns its file into a Dataset; the
 renaming, transposing, sorting and checking are shared (:func:`_normalise`,
 :func:`validate_model`): depths declared in metres are converted to km (a depth range deeper
@@ -25,6 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +54,9 @@ VELOCITY_UNITS = ("km/s", "kmps", "km.s-1", "kms-1", "km.s^-1", "km/sec", "m/s",
 METRE_UNITS = ("m", "meter", "meters", "metre", "metres")
 SUFFIXES = {".nc": "netcdf", ".nc4": "netcdf", ".cdf": "netcdf", ".netcdf": "netcdf",
             ".txt": "text", ".dat": "text", ".csv": "text", ".xyz": "text", ".npz": "npz"}
-_FORMAT_NAMES = {"netcdf": "netCDF", "text": "text-table", "npz": "npz"}
+_FORMAT_NAMES = {"netcdf": "netCDF", "text": "text-table", "npz": "npz", "geocsv": "GeoCSV"}
+#: Formats that name their variables and give their units (see :func:`_pick_variable`).
+_SELF_DESCRIBING = ("netcdf", "geocsv")
 _LIBRARY_ERRORS = (OSError, ValueError, EOFError, RuntimeError, KeyError, TypeError,
                    zipfile.BadZipFile, zlib.error)
 #: Mean radius of the Earth (km): no model is deeper.
@@ -67,7 +71,8 @@ def open_model(
 ) -> xr.Dataset:
     """Read a velocity model file into the Model contract and check it.
 
-    ``fmt`` is ``auto`` (decided by the file suffix), ``netcdf``, ``text`` or ``npz``;
+    ``fmt`` is ``auto`` (decided by the file suffix and a GeoCSV header), ``netcdf``,
+    ``text``, ``geocsv`` or ``npz``;
     ``variable`` picks the velocity variable (``None`` detects it); ``chunks`` is passed to
     xarray so that netCDF data stay lazy (dask) until used.
     """
@@ -83,7 +88,7 @@ def open_model(
             f"data.velocity.format must be one of auto, {', '.join(_READERS)}, got {fmt!r}."
         )
     ds = _normalise(_READERS[fmt](path, variable, chunks), variable, path,
-                    named=fmt == "netcdf")
+                    named=fmt in _SELF_DESCRIBING)
     validate_model(ds)
     return ds
 
@@ -231,8 +236,17 @@ def _read_text(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
     if table.empty:
         raise InputError(f"Text model {path} has no data rows.")
     columns = table.to_numpy().T
+    name = variable or (header[3] if header and len(header) == 4 else "v")
+    return _grid(columns[0], columns[1], columns[2], {name: (columns[3], {})},
+                 f"Text model {path}")
+
+
+def _grid(lon: np.ndarray, lat: np.ndarray, depth: np.ndarray,
+          values: dict[str, tuple[np.ndarray, dict[str, Any]]], what: str) -> xr.Dataset:
+    """Pivot one row per node (columns ``lon``, ``lat``, ``depth`` and each of ``values``,
+    with its attributes) onto the grid of their distinct coordinates; absent nodes: NaN."""
     coords, index = {}, []
-    for dim, column in zip(("longitude", "latitude", "depth"), columns[:3], strict=True):
+    for dim, column in zip(("longitude", "latitude", "depth"), (lon, lat, depth), strict=True):
         coords[dim], inverse = np.unique(column, return_inverse=True)
         index.append(inverse)
     shape = tuple(coords[dim].size for dim in DIMS)
@@ -241,13 +255,15 @@ def _read_text(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
     if (counts > 1).any():
         row = int(np.flatnonzero(counts[flat] > 1)[0])
         raise InputError(
-            f"Text model {path} lists the node lon={columns[0, row]:g}, lat={columns[1, row]:g},"
-            f" depth={columns[2, row]:g} more than once (e.g. data row {row + 1})."
+            f"{what} lists the node lon={lon[row]:g}, lat={lat[row]:g},"
+            f" depth={depth[row]:g} more than once (e.g. data row {row + 1})."
         )
-    grid = np.full(shape, np.nan)
-    grid.flat[flat] = columns[3]
-    name = variable or (header[3] if header and len(header) == 4 else "v")
-    return xr.Dataset({name: (DIMS, grid)}, coords=coords)
+    data = {}
+    for name, (column, attrs) in values.items():
+        grid = np.full(shape, np.nan)
+        grid.flat[flat] = column
+        data[name] = (DIMS, grid, attrs)
+    return xr.Dataset(data, coords=coords)
 
 
 def _text_header(path: Path) -> tuple[list[str] | None, int]:
@@ -266,6 +282,82 @@ def _text_header(path: Path) -> tuple[list[str] | None, int]:
                     return tokens, number
                 break
     return None, -1
+
+
+def _read_geocsv(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
+    """IRIS EMC GeoCSV: ``# key: value`` header lines (``delimiter``, ``<name>_column``,
+    ``<name>_units``, ``<name>_missing_value``, ...), then a table with a line of column
+    names and one row per node (``latitude``, ``longitude``, ``depth`` and the variables).
+
+    Models on a projected grid (``global_grid_ref: projected``, ``x``/``y`` columns) are
+    refused: the Model contract is a regular latitude-longitude grid.
+    """
+    meta, skip = _geocsv_header(path)
+    if meta.get("global_grid_ref", "").lower() == "projected" or "x_column" in meta:
+        raise InputError(
+            f"GeoCSV model {path} is on a projected grid (x, y with 2-D latitude and "
+            "longitude); seiscluster reads models on a regular latitude-longitude grid: "
+            "interpolate it onto one first.")
+    with _reading(path, "geocsv"):
+        table = pd.read_csv(path, sep=meta.get("delimiter", ","), skiprows=skip,
+                            skipinitialspace=True)
+    table.columns = [str(c).strip() for c in table.columns]
+    columns = {name.lower(): name for name in table.columns}
+    where = {}
+    for dim in ("longitude", "latitude", "depth"):
+        found = [columns[a] for a in ALIASES[dim] if a in columns]
+        if not found:
+            raise InputError(
+                f"GeoCSV model {path} has no {dim} column (one of {ALIASES[dim]}); its "
+                f"columns are {list(table.columns)}.")
+        where[dim] = found[0]
+    if table.empty:
+        raise InputError(f"GeoCSV model {path} has no data rows.")
+    values = {}
+    for name in table.columns:
+        if name in where.values():
+            continue
+        attrs = {key: meta[f"{name}_{key}"] for key in ("units", "long_name")
+                 if f"{name}_{key}" in meta}
+        with _reading(path, "geocsv"):
+            column = pd.to_numeric(table[name], errors="raise").to_numpy(np.float64)
+        for key in ("missing_value", "_FillValue"):
+            if f"{name}_{key}" in meta:
+                column = np.where(column == float(meta[f"{name}_{key}"]), np.nan, column)
+        values[name] = (column, attrs)
+    with _reading(path, "geocsv"):
+        lon, lat, depth = (pd.to_numeric(table[where[d]], errors="raise").to_numpy(np.float64)
+                           for d in ("longitude", "latitude", "depth"))
+    ds = _grid(lon, lat, depth, values, f"GeoCSV model {path}")
+    depth_units = meta.get("depth_units") or meta.get("z_units")
+    if depth_units:
+        ds["depth"].attrs["units"] = depth_units
+    return ds
+
+
+def _geocsv_header(path: Path) -> tuple[dict[str, str], int]:
+    """The ``# key: value`` lines of a GeoCSV file, and how many lines they take."""
+    meta: dict[str, str] = {}
+    skip = 0
+    with _reading(path, "geocsv"), open(path) as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                break
+            skip += 1
+            key, sep, value = line[1:].partition(":")
+            if sep:
+                meta[key.strip()] = value.strip()
+    return meta, skip
+
+
+def _is_geocsv(path: Path) -> bool:
+    """Whether a ``.csv`` file starts with GeoCSV's ``# dataset: GeoCSV`` line."""
+    try:
+        with open(path, errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return False
+    return first.lstrip("# ").lower().startswith("dataset: geocsv")
 
 
 def _read_npz(path: Path, variable: str | None, chunks: object) -> xr.Dataset:
@@ -314,7 +406,8 @@ def _single_3d_array(arrays: dict[str, np.ndarray], path: Path) -> str:
     return names[0]
 
 
-_READERS = {"netcdf": _read_netcdf, "text": _read_text, "npz": _read_npz}
+_READERS = {"netcdf": _read_netcdf, "text": _read_text, "npz": _read_npz,
+            "geocsv": _read_geocsv}
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -322,11 +415,14 @@ _READERS = {"netcdf": _read_netcdf, "text": _read_text, "npz": _read_npz}
 
 def _format_of(path: Path) -> str:
     suffix, gzipped = _base_suffix(path)
+    if suffix == ".csv" and not gzipped and _is_geocsv(path):
+        return "geocsv"
     fmt = SUFFIXES.get(suffix)
     if fmt is None or (gzipped and fmt != "text"):
         raise InputError(
             f"Cannot tell the format of {path} from its suffix; set data.velocity.format to "
-            "netcdf (.nc, .nc4, .cdf), text (.txt, .dat, .csv, .xyz, optionally .gz) or npz."
+            "netcdf (.nc, .nc4, .cdf), text (.txt, .dat, .csv, .xyz, optionally .gz), geocsv "
+            "(.csv with a GeoCSV header) or npz."
         )
     return fmt
 
@@ -374,9 +470,10 @@ def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path, named: bool
     """The named variable, else the single 3-D one, preferring velocity names then units.
 
     With ``named`` (a self-describing file), a detected variable with neither a velocity
-    name nor velocity units is refused: a temperature or density model is not clustered as
-    a velocity model unless ``data.velocity.variable`` asks for it. Text tables and npz
-    arrays are velocities by their layout (``lon lat depth value``, seisgo's ``vmodel``).
+    name nor velocity units is refused (netCDF, GeoCSV): a temperature or density model is
+    not clustered as a velocity model unless ``data.velocity.variable`` asks for it. Text
+    tables and npz arrays are velocities by their layout (``lon lat depth value``, seisgo's
+    ``vmodel``).
     """
     available = sorted(map(str, ds.data_vars))
     if variable is not None:
