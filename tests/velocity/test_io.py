@@ -451,3 +451,17 @@ def test_geocsv_without_a_velocity_or_on_a_projected_grid_is_refused(tmp_path):
     (tmp_path / "p.csv").write_text(projected)
     with pytest.raises(InputError, match=r"p\.csv is on a projected grid"):
         open_model(tmp_path / "p.csv")
+
+
+def test_netcdf_on_a_projected_grid_is_refused(tmp_path):
+    """IRIS EMC's projected models: 1-D x, y (km) with 2-D latitude(y, x), longitude(y, x)."""
+    ds = small_model()
+    x, y = np.arange(5.0), np.arange(3.0)
+    lon2, lat2 = np.meshgrid(ds.longitude.values, ds.latitude.values)
+    xr.Dataset({"vs": (("depth", "y", "x"), ds.vs.values, {"units": "km/s"})},
+               coords={"depth": ds.depth.values, "y": y, "x": x,
+                       "latitude": (("y", "x"), lat2), "longitude": (("y", "x"), lon2)},
+               ).to_netcdf(tmp_path / "utm.nc")
+    with pytest.raises(InputError, match=r"utm\.nc is on a projected grid \(x, y with 2-D "
+                                         r"latitude and longitude\)"):
+        open_model(tmp_path / "utm.nc")

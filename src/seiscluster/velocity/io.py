@@ -294,10 +294,7 @@ def _read_geocsv(path: Path, variable: str | None, chunks: object) -> xr.Dataset
     """
     meta, skip = _geocsv_header(path)
     if meta.get("global_grid_ref", "").lower() == "projected" or "x_column" in meta:
-        raise InputError(
-            f"GeoCSV model {path} is on a projected grid (x, y with 2-D latitude and "
-            "longitude); seiscluster reads models on a regular latitude-longitude grid: "
-            "interpolate it onto one first.")
+        raise _projected(f"GeoCSV model {path}")
     with _reading(path, "geocsv"):
         table = pd.read_csv(path, sep=meta.get("delimiter", ","), skiprows=skip,
                             skipinitialspace=True)
@@ -333,6 +330,12 @@ def _read_geocsv(path: Path, variable: str | None, chunks: object) -> xr.Dataset
     if depth_units:
         ds["depth"].attrs["units"] = depth_units
     return ds
+
+
+def _projected(what: str) -> InputError:
+    return InputError(
+        f"{what} is on a projected grid (x, y with 2-D latitude and longitude); seiscluster "
+        "reads models on a regular latitude-longitude grid: interpolate it onto one first.")
 
 
 def _geocsv_header(path: Path) -> tuple[dict[str, str], int]:
@@ -442,6 +445,9 @@ def _normalise(ds: xr.Dataset, variable: str | None, path: Path, named: bool = F
     variable must look like a velocity (see :func:`_pick_variable`).
     """
     ds = _rename_aliases(ds, path)
+    if any(str(n).lower() in (*ALIASES["latitude"], *ALIASES["longitude"]) and v.ndim > 1
+           for n, v in ds.variables.items()):
+        raise _projected(str(path))
     name = _pick_variable(ds, variable, path, named)
     ds = ds[[name]].transpose(*DIMS, ...)
     ds = ds.assign_coords({dim: ds[dim].astype(np.float64) for dim in DIMS if dim in ds.coords})
