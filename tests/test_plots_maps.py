@@ -98,13 +98,18 @@ def test_lambert_conformal_is_conformal_and_true_on_its_standard_parallels(paral
 
 
 def test_coastlines_and_borders_come_from_the_shipped_files():
-    coast = maps.boundary_lines("gshhs", "i", levels=(1,))
+    coast = maps.boundary_lines("gshhs", "i", levels=(1, 5))
     assert coast.shape[1] == 2 and np.isnan(coast[:, 0]).any()
     pts = coast[np.isfinite(coast[:, 0])]
     assert pts[:, 0].min() >= -180 and pts[:, 0].max() <= 180
     # the Oregon coast near 45 N lies near 124 W
     oregon = pts[(np.abs(pts[:, 1] - 45.0) < 0.05) & (pts[:, 0] > -125) & (pts[:, 0] < -123)]
     assert oregon.size and np.all(np.abs(oregon[:, 0] + 123.95) < 0.2)
+    # no seam of the files' polygon splits (the 180 meridian, Antarctica through the pole)
+    seg = np.stack([coast[:-1], coast[1:]], axis=1)
+    seg = seg[np.isfinite(seg).all(axis=(1, 2))]
+    on_seam = np.isin(np.abs(seg[..., 0]), (0.0, 180.0)) | (seg[..., 1] <= -89.99)
+    assert not on_seam.all(axis=1).any()
     for kind in ("countries", "states"):
         lines = maps.boundary_lines(kind, "l")
         assert np.isfinite(lines).sum() > 1000
@@ -127,6 +132,9 @@ def test_each_map_kind_draws_coastlines_graticule_no_data_and_markers(lon, lat, 
     ax = fig.subplots()
     mesh, proj = maps.draw_map(ax, lon, lat, grid, cmap, norm, markers=[marker])
     assert proj.name.startswith(kind) and kind in ax.get_xlabel()
+    corners = mesh.get_coordinates()  # no cell may wrap across the map
+    widths = np.diff(corners[..., 0], axis=1)
+    assert (widths >= 0).all() and widths.max() < 0.2 * np.ptp(corners[..., 0])
     data = mesh.get_array()
     assert np.ma.count_masked(data) == 3  # the NaN cells are masked, grey below
     labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_yticklabels()]

@@ -274,8 +274,9 @@ def plot_reconstructions(
     x: np.ndarray, r: np.ndarray, clusters: np.ndarray, confidence: np.ndarray,
     frequency: np.ndarray, time: np.ndarray,
 ) -> Figure:
-    """Input and reconstruction of the most confident examples of each cluster (first
-    channel), one row per cluster."""
+    """Input and reconstruction of the representative examples of each cluster (first
+    channel; the caller picks them, the workflow those nearest the cluster's centre), one
+    row per cluster."""
     ids = list(dict.fromkeys(clusters.tolist()))
     per = max((np.sum(clusters == c) for c in ids), default=1)
     fig = Figure(figsize=(3.2 * per, 2.0 * max(len(ids), 1) + 0.5))

@@ -43,6 +43,7 @@ R_EARTH = 6371.0  # km, the sphere of every projection here
 #: Marker style of each ``velocity.plot.markers`` kind: (matplotlib marker, face colour).
 MARKER_STYLES = {"volcano": ("^", "#d62728"), "station": ("v", "#1f77b4"),
                  "place": ("o", "#000000")}
+_PLURAL = {"volcano": "volcanoes", "station": "stations", "place": "places"}
 _ROBINSON_X = np.array([1.0000, 0.9986, 0.9954, 0.9900, 0.9822, 0.9730, 0.9600, 0.9427,
                         0.9216, 0.8962, 0.8679, 0.8350, 0.7986, 0.7597, 0.7186, 0.6732,
                         0.6213, 0.5722, 0.5322])
@@ -183,9 +184,12 @@ def boundary_lines(kind: str, resolution: str, levels: Sequence[int] | None = No
     chosen = keep[line]
     # one NaN row after each kept line: insert at each kept line's end
     ends = bounds[1:][keep]
-    out = np.insert(points, ends, np.nan, axis=0)
-    mask = np.insert(chosen, ends, True)
-    return out[mask]
+    out = np.insert(points, ends, np.nan, axis=0)[np.insert(chosen, ends, True)]
+    # The files split polygons at 0 and 180 degrees (and close Antarctica through the
+    # pole): a segment between two points on those meridians is such a seam, not a coast.
+    seam = np.isin(np.abs(out[:, 0]), (0.0, 180.0)) | (out[:, 1] <= -89.99)
+    cut = np.flatnonzero(seam[:-1] & seam[1:]) + 1
+    return np.insert(out, cut, np.nan, axis=0)
 
 
 def _resolution(span: float) -> str:
@@ -252,7 +256,8 @@ def draw_map(
     if proj.global_ and rel.size and np.isclose(rel[0], -180.0):
         # a column on the map's edge shows on both sides
         rel, grid = np.append(rel, 180.0), np.concatenate([grid, grid[:, :1]], axis=1)
-    lon_e = np.clip(_edges(rel), -180.0, 180.0) + proj.lon0
+    # (edges just inside ±180 so that the map's edge does not wrap to the other side)
+    lon_e = np.clip(_edges(rel), -180.0 + 1e-9, 180.0 - 1e-9) + proj.lon0
     lat_e = np.clip(_edges(lat), -90.0, 90.0)
     LON, LAT = np.meshgrid(lon_e, lat_e)
     X, Y = proj(LON, LAT)
@@ -358,5 +363,5 @@ def _markers(ax: Axes, proj: Projection, markers: Sequence[Mapping[str, Any]]) -
                             bbox={"boxstyle": "round,pad=0.1", "fc": "w", "ec": "none",
                                   "alpha": 0.7})
         handles.append(Line2D([], [], ls="", marker=symbol, ms=7, mfc=colour, mec="w",
-                              label=f"{kind}s" if len(chosen) > 1 else kind))
+                              label=_PLURAL[kind] if len(chosen) > 1 else kind))
     return handles

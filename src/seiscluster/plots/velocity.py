@@ -101,12 +101,18 @@ def plot_cluster_profiles(
     handles, labels = axes.flat[1].get_legend_handles_labels() if ids else ([], [])
     if handles:
         axes.flat[1].legend(handles, labels, fontsize=6, loc="lower left")
-    for ax in axes.flat[: len(ids) + 1]:
-        ax.set_xlabel(ylabel)
-        ax.set_ylabel("depth (km)")
+    n_panels = len(ids) + 1
+    for i, ax in enumerate(axes.flat[:n_panels]):
         ax.grid(lw=0.3, color="#cccccc")
         ax.autoscale_view()
-        ax.label_outer()
+        if i % ncols == 0:
+            ax.set_ylabel("depth (km)")
+        else:
+            ax.tick_params(labelleft=False)
+        if i + ncols >= n_panels:  # no panel below: label the velocity axis
+            ax.set_xlabel(ylabel)
+        else:
+            ax.tick_params(labelbottom=False)
     if depth.size:
         axes.flat[0].set_ylim(depth.max(), depth.min())  # depth down (shared)
     for ax in axes.flat[len(ids) + 1:]:
@@ -186,21 +192,25 @@ def _som_grid_legend(ax: Axes, clusters: xr.Dataset, colours: Sequence[str]) -> 
 
 
 def plot_som_maps(u_matrix: np.ndarray, hits: np.ndarray) -> Figure:
-    """SOM node distance map (U-matrix) and hit counts per node, node numbers annotated."""
+    """SOM node distance map (U-matrix) and hit counts per node on the node grid (x, y
+    from 1, as the cluster map's legend), node numbers annotated on grids up to 8 x 8."""
     nx, ny = hits.shape
     fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
+    extent = (0.5, nx + 0.5, 0.5, ny + 0.5)
     for ax, grid, label, cmap in ((axes[0], u_matrix, "mean distance to neighbours", "bone_r"),
                                   (axes[1], hits, "profiles per node", "viridis")):
-        image = ax.imshow(grid.T, origin="lower", cmap=cmap, aspect="equal")
+        image = ax.imshow(grid.T, origin="lower", cmap=cmap, aspect="equal", extent=extent)
         fig.colorbar(image, ax=ax, label=label)
-        ax.set_xlabel("SOM x")
-        ax.set_ylabel("SOM y")
-    for x in range(nx):
-        for y in range(ny):
-            axes[1].text(x, y, f"{x * ny + y + 1}\n{int(hits[x, y])}", ha="center",
-                         va="center", fontsize=7, color="w")
+        ax.set_xlabel("SOM node x")
+        ax.set_ylabel("SOM node y")
+    if max(nx, ny) <= 8:
+        for x in range(nx):
+            for y in range(ny):
+                axes[1].text(x + 1, y + 1, f"{x * ny + y + 1}\n{int(hits[x, y])}",
+                             ha="center", va="center", fontsize=7, color="w")
     axes[0].set_title("U-matrix")
-    axes[1].set_title("hits (node number / count)")
+    axes[1].set_title("hits (node number / count)" if max(nx, ny) <= 8 else
+                      f"hits; node number = (x - 1)·{ny} + y")
     fig.tight_layout()
     return fig

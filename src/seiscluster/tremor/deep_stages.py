@@ -678,13 +678,19 @@ def deep_figures(
     plots.save(plots.plot_tsne(t0, y0, t1, y1, k, str(asg.attrs.get("method", "DEC"))),
                tsne_figure, dpi)
     with xr.open_zarr(spectrograms) as spec:
-        trace = amplitude_trace(spec)
-        length = float(json.loads(spec.attrs["settings"])["spectrogram"]["window_length"])
-        plots.save(plots.plot_timeline(
-            samples.window, y1, q1.max(axis=1), k, samples.channel, events, trace,
-            f"{spec['channel'].values[0]}: {amplitude_label(spec)}", length),
-            timeline_figure, dpi)
-    recon = _reconstructions(samples, q1, y1, k, final_model, best)
+        settings = json.loads(spec.attrs.get("settings", "{}"))
+        if "frequency_edges" in settings.get("derived", {}):
+            trace, label = amplitude_trace(spec), \
+                f"{spec['channel'].values[0]}: {amplitude_label(spec)}"
+            length = float(settings["spectrogram"]["window_length"])
+        else:  # a store made elsewhere, without the stage's settings
+            log.info("no amplitude below the clusters over time: %s records no frequency "
+                     "band edges (settings.derived.frequency_edges)", spectrograms)
+            trace, label, length = None, "", None
+        plots.save(plots.plot_timeline(samples.window, y1, q1.max(axis=1), k, samples.channel,
+                                       events, trace, label, length), timeline_figure, dpi)
+    recon = _reconstructions(samples, q1, y1, k, final_model, best,
+                             np.linalg.norm(z1 - asg["centroid"].values[y1 - 1], axis=1))
     plots.save(plots.plot_reconstructions(*recon, samples.frequency, samples.time),
                reconstruction_figure, dpi)
     plots.save(plots.plot_cluster_spectra(samples.x, y1, k, samples.frequency, samples.time,
@@ -720,8 +726,9 @@ def _events(events: Sequence[Mapping[str, Any]]
 
 
 def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_model: str,
-                     best: str, per_cluster: int = 3):
-    """The most confident samples of each cluster and their reconstructions."""
+                     best: str, distance: np.ndarray, per_cluster: int = 3):
+    """The samples of each cluster nearest its centre (``distance`` of each sample to its
+    cluster's centre in the fine-tuned embedding) and their reconstructions."""
     import torch
 
     from seiscluster.tremor.autoencoder import embed
@@ -737,7 +744,7 @@ def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_m
     conf = q.max(axis=1)
     for c in range(1, k + 1):
         members = np.flatnonzero(labels == c)
-        top = members[np.argsort(-conf[members], kind="stable")[:per_cluster]]
+        top = members[np.argsort(distance[members], kind="stable")[:per_cluster]]
         picks.extend(top.tolist())
         rows.extend([c] * top.size)
     picks_arr = np.asarray(picks, dtype=np.int64)
