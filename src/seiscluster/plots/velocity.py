@@ -85,7 +85,7 @@ def plot_cluster_profiles(
             alpha = float(np.clip(20.0 / len(members), 0.02, 0.3))
             lines = np.stack([members, np.broadcast_to(depth, members.shape)], axis=-1)
             ax.add_collection(LineCollection(lines, colors=colour, alpha=alpha,
-                                             linewidths=0.5))
+                                             linewidths=0.5, rasterized=True))  # SVG size
             low, mean, high = (np.nanpercentile(members, 10, axis=0),
                                np.nanmean(members, axis=0),
                                np.nanpercentile(members, 90, axis=0))
