@@ -180,7 +180,7 @@ def plot_timeline(
         for c in range(1, k + 1):
             m = sel & (labels == c)
             if m.any():
-                top.scatter(t[m] + half, np.full(m.sum(), c + offsets[j]), s=10,
+                top.scatter(t[m] + half, np.full(m.sum(), c + offsets[j]), s=16,
                             color=colours[c - 1], marker=markers[j % len(markers)],
                             linewidths=0)
         bottom.plot(t[sel] + half, confidence[sel], ".", ms=2,
@@ -246,8 +246,8 @@ def _amplitude_panel(ax, amplitude: tuple[np.ndarray, np.ndarray], label: str,
     for c in range(1, k + 1):
         m = labels[sel] == c
         if m.any():
-            ax.scatter(t[sel][m] + half, medians[m], s=14, color=colours[c - 1], zorder=3,
-                       linewidths=0.3, edgecolors="k")
+            ax.scatter(t[sel][m] + half, medians[m], s=30, color=colours[c - 1], zorder=3,
+                       linewidths=0.6, edgecolors="k")
     ax.set_ylabel(label)
     ax.set_title("band amplitude (RSAM-like); dots: median of each window, in its "
                  "cluster's colour", fontsize=9)
