@@ -131,6 +131,8 @@ def _scatter_clusters(ax, xy: np.ndarray, labels: np.ndarray, k: int, title: str
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1 (no unit)")
+    ax.set_ylabel("t-SNE 2 (no unit)")
     ax.legend(fontsize=7, markerscale=2, title="cluster (n)", title_fontsize=7, loc="best")
 
 
