@@ -73,9 +73,14 @@ TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, 
                                          *CLUSTER_SECTIONS) for name, _ in spec[2])
 #: Velocity figures of each method: (input key, alt text, caption).
 VELOCITY_FIGURES = (
-    ("cluster_figure", "cluster profiles", "Profiles of each cluster and their centroid."),
+    ("cluster_figure", "cluster profiles", "Velocity against depth: every cluster's mean in "
+                                            "the first panel, then each cluster's profiles, "
+                                            "mean, 10th-90th percentile band and centroid "
+                                            "(k-means, dashed). A cluster has one colour in "
+                                            "every figure."),
     ("map_figure", "cluster map", "Map of the clusters (and of the true provinces for the "
-                                  "example)."),
+                                  "example), projection named under it; grey: no profile. "
+                                  "A SOM's node grid beside its map is the legend."),
     ("som_figure", "SOM maps", "SOM U-matrix (distance between neighbouring nodes) and hit "
                                "counts."),
 )
