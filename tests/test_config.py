@@ -58,6 +58,16 @@ def test_resolved_config_is_plain_yaml():
     assert OmegaConf.create(text).velocity.kmeans.random_state == 0
 
 
+def test_markers_and_phases_are_accepted():
+    cfg = compose(["experiment=cascadia",
+                   "tremor.plot.events=[{time: '2021-03-13T02:00Z', end: '2021-03-14', "
+                   "label: phase 1}]"])
+    markers = to_container(cfg.velocity.plot.markers)
+    assert {"lon": -122.18, "lat": 46.2, "label": "St. Helens", "kind": "volcano"} in markers
+    assert to_container(cfg.tremor.plot.events)[0]["end"] == "2021-03-14"
+    assert to_container(compose().velocity.plot.markers) == []
+
+
 def test_config_is_read_only():
     cfg = compose()
     with pytest.raises(Exception, match="read-only"):
@@ -95,6 +105,13 @@ def test_config_is_read_only():
         ("compute.n_workers=0", "compute.n_workers"),
         ("compute.profiles_chunk=0", "compute.profiles_chunk"),
         ("compute.spectrogram_block_days=-1", "compute.spectrogram_block_days"),
+        ("velocity.plot.markers=[{lon: 200, lat: 95}]", "velocity.plot.markers[0] must have"),
+        ("velocity.plot.markers=[{lon: 0, lat: 0, kind: vent}]", "'kind'"),
+        ("velocity.plot.markers=[{lat: 0}]", "velocity.plot.markers[0] needs lon and lat"),
+        ("tremor.plot.events=[{label: x}]", "tremor.plot.events[0] needs a time"),
+        ("tremor.plot.events=[{time: soon}]", "tremor.plot.events[0].time must be an ISO"),
+        ("tremor.plot.events=[{time: '2021-03-13T02:00', end: '2021-03-13T01:00'}]",
+         "tremor.plot.events[0].end (2021-03-13T01:00) must be after its time"),
     ],
 )
 def test_bad_configuration_names_the_key(override, fragment):

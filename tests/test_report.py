@@ -157,6 +157,14 @@ def test_dec_section_shows_metrics_delta_label_and_contingency(products, tmp_pat
     assert "ran 40 iterations; final delta-label 0.0434" in body
     assert "0.8125" in body and "15, 8" in body
     assert re.search(r"<td>background</td>\s*<td>14</td>\s*<td>1</td>", body)
+    assert "first target-distribution update" not in body
+    pd.DataFrame({"iteration": [0, 20], "delta_label": [0.0, 5e-5],
+                  "kl_loss": [0.1, 0.05]}).to_csv(tmp_path / "history.csv", index=False)
+    report_stage(report=str(tmp_path / "r.html"), dec_metrics=str(tmp_path / "metrics.json"),
+                 dec_history=str(tmp_path / "history.csv"), **inputs)
+    body = sections((tmp_path / "r.html").read_text())["tremor-dec"]
+    assert re.search(r"class='warn'>Fine-tuning stopped at its first target-distribution "
+                     r"update", body)
 
 
 def test_bad_provenance_is_an_input_error(products, tmp_path):

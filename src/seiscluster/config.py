@@ -8,6 +8,7 @@ sentence naming the key, before any stage runs.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import numbers
 import re
@@ -70,6 +71,12 @@ class ActivationDistance(str, Enum):
     cosine = "cosine"
     manhattan = "manhattan"
     chebyshev = "chebyshev"
+
+
+class MarkerKind(str, Enum):
+    volcano = "volcano"
+    station = "station"
+    place = "place"
 
 
 class Branch(str, Enum):
@@ -254,9 +261,18 @@ class SomConfig:
 
 
 @dataclass
+class MarkerConfig:
+    lon: float = MISSING
+    lat: float = MISSING
+    label: str = ""
+    kind: MarkerKind = MarkerKind.place
+
+
+@dataclass
 class VelocityPlotConfig:
     figsize: list[float] | None = None
     dpi: int = 120
+    markers: list[MarkerConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -358,6 +374,7 @@ class TsneConfig:
 class EventConfig:
     time: str = MISSING
     label: str = ""
+    end: str | None = None
 
 
 @dataclass
@@ -490,6 +507,7 @@ def _check_values(cfg: DictConfig) -> None:
     )
     _check_data(cfg.data.velocity)
     _check_velocity(cfg.velocity)
+    check_events(to_container(cfg.tremor.plot.events))
     check_compute(cfg.compute)
 
 
@@ -522,6 +540,29 @@ def check_compute(compute: Any) -> None:
             isinstance(value, int) and not isinstance(value, bool) and value >= 1,
             f"compute.{key} must be a whole number >= 1, got {value!r}.",
         )
+
+
+def check_events(events: Sequence[Mapping[str, Any]]) -> None:
+    """Check ``tremor.plot.events``: ISO 8601 ``time`` and optional ``end`` after it."""
+    for i, event in enumerate(events):
+        times = {}
+        for key in ("time", "end"):
+            value = event.get(key)
+            if value is None and key == "end":
+                continue
+            _require(value not in (None, "???"),
+                     f"tremor.plot.events[{i}] needs a time (ISO 8601, UTC if no offset).")
+            try:
+                when = _dt.datetime.fromisoformat(str(value))
+            except ValueError:
+                raise InputError(f"tremor.plot.events[{i}].{key} must be an ISO 8601 time, "
+                                 f"got {value!r}.") from None
+            if when.tzinfo is not None:
+                when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            times[key] = when
+        _require("end" not in times or times["end"] > times["time"],
+                 f"tremor.plot.events[{i}].end ({event.get('end')}) must be after its time "
+                 f"({event.get('time')}).")
 
 
 def _check_data(data: DictConfig) -> None:
@@ -569,6 +610,14 @@ def _check_velocity(vel: DictConfig) -> None:
         _require(
             len(vel.plot.figsize) == 2 and min(vel.plot.figsize) > 0,
             "velocity.plot.figsize must be [width, height] in inches, both > 0.",
+        )
+    for i, marker in enumerate(vel.plot.markers):
+        _require(not (OmegaConf.is_missing(marker, "lon") or OmegaConf.is_missing(marker, "lat")),
+                 f"velocity.plot.markers[{i}] needs lon and lat (degrees).")
+        _require(
+            -180.0 <= marker.lon <= 360.0 and -90.0 <= marker.lat <= 90.0,
+            f"velocity.plot.markers[{i}] must have lon in -180..360 and lat in -90..90 "
+            f"degrees, got lon={marker.lon}, lat={marker.lat}.",
         )
 
 

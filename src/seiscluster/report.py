@@ -57,13 +57,15 @@ CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
                  "fine-tuned ones (DEC labels)."),
     )),
     ("tremor-timeline", "Tremor: Clusters over time", (
-        ("clusters_over_time", "Cluster of every window over time, and the confidence of "
-                               "its assignment."),
+        ("clusters_over_time", "Cluster of every window over time above the band amplitude "
+                               "(each window's median in its cluster's colour), and the "
+                               "confidence of its assignment; gaps and skipped windows grey, "
+                               "configured events dashed, phases shaded."),
     )),
     ("tremor-examples", "Tremor: Per-cluster examples", (
         ("cluster_spectrograms", "Mean spectrogram of each cluster."),
-        ("reconstructions", "The most confident windows of each cluster and their "
-                            "autoencoder reconstructions."),
+        ("reconstructions", "The windows of each cluster nearest its centre (in the "
+                            "fine-tuned embedding) and their autoencoder reconstructions."),
     )),
 )
 #: The tremor figures, in the report's order (the workflow's report inputs).
@@ -71,9 +73,14 @@ TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, 
                                          *CLUSTER_SECTIONS) for name, _ in spec[2])
 #: Velocity figures of each method: (input key, alt text, caption).
 VELOCITY_FIGURES = (
-    ("cluster_figure", "cluster profiles", "Profiles of each cluster and their centroid."),
+    ("cluster_figure", "cluster profiles", "Velocity against depth: every cluster's mean in "
+                                            "the first panel, then each cluster's profiles, "
+                                            "mean, 10th-90th percentile band and centroid "
+                                            "(k-means, dashed). A cluster has one colour in "
+                                            "every figure."),
     ("map_figure", "cluster map", "Map of the clusters (and of the true provinces for the "
-                                  "example)."),
+                                  "example), projection named under it; grey: no profile. "
+                                  "A SOM's node grid beside its map is the legend."),
     ("som_figure", "SOM maps", "SOM U-matrix (distance between neighbouring nodes) and hit "
                                "counts."),
 )
@@ -315,6 +322,10 @@ def dec_section(metrics: str | None, history: str | None) -> str:
             parts.append(note(f"Fine-tuning ran {int(frame['iteration'].iloc[-1])} "
                               f"iterations; final delta-label "
                               f"{float(frame['delta_label'].iloc[-1]):.4g}."))
+            if int((frame["iteration"] > 0).sum()) == 1:
+                parts.append(note("Fine-tuning stopped at its first target-distribution "
+                                  "update: the clusters are those of k-means on the "
+                                  "pretrained embeddings, barely changed.", "warn"))
     if metrics:
         record = load_json(metrics, "DEC metrics")
         parts.append(metrics_table(record))

@@ -85,7 +85,8 @@ def _velocity_fit(method: str) -> Stage:
 def _velocity_figures(method: str) -> Stage:
     return Stage(
         function="seiscluster.velocity.stages:figures",
-        reads={"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi"},
+        reads={"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
+               "markers": "velocity.plot.markers"},
         folder=f"velocity/{method}",
         upstream=("velocity_profiles", f"velocity_{method}"),
     )

@@ -44,12 +44,16 @@ def make_stack(path: Path, n: int = 45, shape: tuple[int, int] = (20, 24),
         valid[w, c] = False
         x[w, c] = np.nan
     window = pd.date_range("2021-03-12", periods=n, freq="h").to_numpy()
+    # what the amplitude below the clusters over time reads (the spectrogram stage's record)
+    settings = json.dumps({
+        "spectrogram": {"window_length": 3600.0, "window_step": 3600.0, "fmin": 1.0, "fmax": 4.0},
+        "derived": {"frequency_edges": np.linspace(0.92, 4.08, nf + 1).tolist()}})
     ds = xr.Dataset(
         {"spectrogram": (("window", "channel", "frequency", "time"), x),
          "valid": (("window", "channel"), valid)},
         coords={"window": window, "channel": list(channels),
                 "frequency": np.linspace(1, 4, nf), "time": (np.arange(nt) + 0.5) * 3600 / nt},
-        attrs={"settings": "{}", "power": "log10", "norm_mean": "none", "norm_std": "none"},
+        attrs={"settings": settings, "power": "log10", "norm_mean": "none", "norm_std": "none"},
     )
     ds.chunk({"window": 16}).to_zarr(path, mode="w", zarr_format=2, consolidated=True)
     if truth is not None:

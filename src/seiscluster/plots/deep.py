@@ -16,8 +16,12 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-from seiscluster.plots.velocity import save
+from seiscluster.plots.colours import NO_DATA
+from seiscluster.plots.colours import cluster_colours as palette
+from seiscluster.plots.style import save
 
 __all__ = [
     "cluster_colours", "plot_cluster_spectra", "plot_kscan", "plot_losses",
@@ -25,10 +29,10 @@ __all__ = [
 ]
 
 
-def cluster_colours(k: int) -> list:
-    """One colour per cluster 1..k (tab10, tab20 beyond 10 clusters)."""
-    cmap = colormaps["tab10" if k <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(k)]
+def cluster_colours(k: int) -> list[str]:
+    """One colour per cluster 1..k, never repeated (the palette of every figure,
+    :func:`seiscluster.plots.colours.cluster_colours`)."""
+    return palette(k)
 
 
 def tsne_2d(z: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int = 1) -> np.ndarray:
@@ -43,8 +47,9 @@ def tsne_2d(z: np.ndarray, perplexity: float = 30.0, seed: int = 0, n_jobs: int 
                 n_jobs=n_jobs).fit_transform(np.asarray(z, dtype=np.float64))
 
 
-def plot_losses(losses: pd.DataFrame, history: pd.DataFrame) -> Figure:
-    """Pretraining losses per epoch (left) and the fine-tuning's record per update (right)."""
+def plot_losses(losses: pd.DataFrame, history: pd.DataFrame, stop_reason: str = "") -> Figure:
+    """Pretraining losses per epoch (left) and the fine-tuning's record per update (right);
+    where fine-tuning stopped at its first target update, the right panel says so."""
     fig = Figure(figsize=(11, 4))
     left, right = fig.subplots(1, 2)
     if len(losses):
@@ -56,6 +61,7 @@ def plot_losses(losses: pd.DataFrame, history: pd.DataFrame) -> Figure:
                   label=f"best (epoch {epoch[i]})")
         left.set_yscale("log")
     left.set_xlabel("epoch")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("reconstruction loss (MSE)")
     left.set_title("Autoencoder pretraining")
     left.legend(fontsize=8)
@@ -75,6 +81,21 @@ def plot_losses(losses: pd.DataFrame, history: pd.DataFrame) -> Figure:
     twin.set_ylabel("loss (mean over the interval)")
     right.legend(handles=handles, fontsize=8)
     right.set_title("Clustering fine-tuning")
+    if int((it > 0).sum()) <= 1:
+        last = history.iloc[-1] if len(history) else None
+        text = ("Fine-tuning stopped at its first target-distribution update"
+                if last is not None and int(last["iteration"]) > 0 else
+                "Fine-tuning made no update")
+        if last is not None:
+            text += (f"\n(iteration {int(last['iteration'])}, delta-label "
+                     f"{float(last['delta_label']):.3g})")
+        if stop_reason:
+            text += f":\n{stop_reason}"
+        text += ("\nso the clusters are those of k-means on the\npretrained embeddings, "
+                 "barely changed.")
+        right.text(0.5, 0.5, text, transform=right.transAxes, ha="center", va="center",
+                   fontsize=9, bbox={"boxstyle": "round", "fc": "#fff3cd", "ec": "#e0c060"},
+                   zorder=10)
     fig.tight_layout()
     return fig
 
@@ -110,6 +131,8 @@ def _scatter_clusters(ax, xy: np.ndarray, labels: np.ndarray, k: int, title: str
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1 (no unit)")
+    ax.set_ylabel("t-SNE 2 (no unit)")
     ax.legend(fontsize=7, markerscale=2, title="cluster (n)", title_fontsize=7, loc="best")
 
 
@@ -124,20 +147,33 @@ def plot_tsne(t0: np.ndarray, y0: np.ndarray, t1: np.ndarray, y1: np.ndarray, k:
     return fig
 
 
+#: An event marker: (start, label, end or None); with an end it is a phase (shaded span).
+Event = tuple[np.datetime64, str, "np.datetime64 | None"]
+
+
 def plot_timeline(
     windows: np.ndarray,
     labels: np.ndarray,
     confidence: np.ndarray,
     k: int,
     channel: np.ndarray | None = None,
-    events: Sequence[tuple[np.datetime64, str]] = (),
+    events: Sequence[Event] = (),
+    amplitude: tuple[np.ndarray, np.ndarray] | None = None,
+    amplitude_label: str = "band amplitude",
+    window_length: float | None = None,
 ) -> Figure:
-    """Cluster of every window over time (one row of dots per cluster), the assignment's
-    confidence below, and vertical markers at the configured events."""
-    fig = Figure(figsize=(12, 5))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    """ClusTremor's key figure: the cluster of every window (one row of dots per cluster),
+    the band amplitude below it (``amplitude``: times and values per time cell, NaN in
+    gaps; each window's median as a dot in its cluster's colour), and the assignment's
+    confidence; gaps and skipped windows shaded grey, ``events`` as lines (with an end: a
+    shaded phase) across all panels."""
+    heights = [3, 2.5, 1] if amplitude is not None else [3, 1]
+    fig = Figure(figsize=(12, 7.5 if amplitude is not None else 5), layout="constrained")
+    axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+    top, bottom = axes[0], axes[-1]
     colours = cluster_colours(k)
     t = np.asarray(windows, dtype="M8[ns]")
+    half = np.timedelta64(round((window_length or 0.0) * 5e8), "ns")
     channels = [None] if channel is None else list(dict.fromkeys(channel.tolist()))
     offsets = np.linspace(-0.25, 0.25, len(channels)) if len(channels) > 1 else [0.0]
     markers = "o^sDv<>ph*"
@@ -146,30 +182,90 @@ def plot_timeline(
         for c in range(1, k + 1):
             m = sel & (labels == c)
             if m.any():
-                top.scatter(t[m], np.full(m.sum(), c + offsets[j]), s=10,
+                top.scatter(t[m] + half, np.full(m.sum(), c + offsets[j]), s=16,
                             color=colours[c - 1], marker=markers[j % len(markers)],
                             linewidths=0)
-        bottom.plot(t[sel], confidence[sel], ".", ms=2,
+        bottom.plot(t[sel] + half, confidence[sel], ".", ms=2,
                     label=str(ch) if ch is not None else None)
+    handles = []
     if len(channels) > 1:
-        top.legend(handles=[Line2D([], [], ls="", marker=markers[j % len(markers)],
-                                   color="grey", label=str(ch))
-                            for j, ch in enumerate(channels)], fontsize=7, loc="upper right")
+        handles = [Line2D([], [], ls="", marker=markers[j % len(markers)], color="grey",
+                          label=str(ch)) for j, ch in enumerate(channels)]
     top.set_yticks(range(1, k + 1))
     top.set_ylim(0.4, k + 0.6)
     top.set_ylabel("cluster")
     top.grid(axis="y", lw=0.3)
+    for c in range(1, k + 1):
+        top.get_yticklabels()[c - 1].set_color(colours[c - 1])
+    if amplitude is not None:
+        _amplitude_panel(axes[1], amplitude, amplitude_label, t, labels, k, half,
+                         channel, channels[0])
+        gaps = _gaps(*amplitude)
+        for i, (start, end) in enumerate(gaps):
+            for ax in axes:
+                ax.axvspan(start, end, color=NO_DATA, alpha=0.8, lw=0, zorder=0,
+                           label="gap / skipped window" if i == 0 and ax is top else None)
+        if gaps:
+            handles.append(Patch(color=NO_DATA, label="gap / skipped window"))
     bottom.set_ylabel("max q")
     bottom.set_ylim(0, 1.02)
-    bottom.set_xlabel("window start (UTC)")
-    for when, label in events:
-        for ax in (top, bottom):
+    bottom.set_xlabel("time (UTC)")
+    for i, (when, label, end) in enumerate(events):
+        for ax in axes:
+            if end is not None:
+                ax.axvspan(when, end, color="#ffe08a", alpha=0.35, lw=0, zorder=0)
             ax.axvline(when, color="k", ls="--", lw=1)
         top.annotate(label, (when, k + 0.55), rotation=90, va="top", ha="right", fontsize=8)
+        if end is not None and i == next(j for j, e in enumerate(events) if e[2] is not None):
+            handles.append(Patch(color="#ffe08a", alpha=0.6, label="phase"))
+    if handles:
+        top.legend(handles=handles, fontsize=7, loc="upper right")
     top.set_title("Cluster of each window over time")
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    for label in bottom.get_xticklabels():
+        label.set_rotation(20)
+        label.set_horizontalalignment("right")
     return fig
+
+
+def _amplitude_panel(ax, amplitude: tuple[np.ndarray, np.ndarray], label: str,
+                     t: np.ndarray, labels: np.ndarray, k: int, half: np.timedelta64,
+                     channel: np.ndarray | None, first) -> None:
+    """Band amplitude per time cell (black), each window's median as a dot coloured by
+    its cluster (first channel only where there are several)."""
+    times, values = amplitude
+    times = np.asarray(times, dtype="M8[ns]")
+    ax.plot(times, values, lw=0.4, color="k")
+    finite = np.isfinite(values) & (values > 0)
+    if finite.any():
+        ax.set_yscale("log")
+    sel = np.ones(t.size, bool) if channel is None else channel == first
+    ends = t[sel] + 2 * half
+    lo = np.searchsorted(times, t[sel])
+    hi = np.searchsorted(times, ends, side="left") if half else lo + 1
+    medians = np.array([np.nanmedian(values[a:b]) if b > a and np.isfinite(values[a:b]).any()
+                        else np.nan for a, b in zip(lo, hi, strict=True)])
+    colours = cluster_colours(k)
+    for c in range(1, k + 1):
+        m = labels[sel] == c
+        if m.any():
+            ax.scatter(t[sel][m] + half, medians[m], s=30, color=colours[c - 1], zorder=3,
+                       linewidths=0.6, edgecolors="k")
+    ax.set_ylabel(label)
+    ax.set_title("band amplitude (RSAM-like); dots: median of each window, in its "
+                 "cluster's colour", fontsize=9)
+
+
+def _gaps(times: np.ndarray, values: np.ndarray) -> list[tuple[np.datetime64, np.datetime64]]:
+    """Spans of consecutive NaN values (gaps, skipped windows) of a trace."""
+    times = np.asarray(times, dtype="M8[ns]")
+    missing = ~np.isfinite(np.asarray(values, dtype=float))
+    if not missing.any():
+        return []
+    edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    step = np.median(np.diff(times)) if times.size > 1 else np.timedelta64(0, "ns")
+    return [(times[a], times[b] if b < times.size else times[-1] + step)
+            for a, b in zip(starts, stops, strict=True)]
 
 
 def _extent(frequency: np.ndarray, time: np.ndarray) -> list[float]:
@@ -180,8 +276,9 @@ def plot_reconstructions(
     x: np.ndarray, r: np.ndarray, clusters: np.ndarray, confidence: np.ndarray,
     frequency: np.ndarray, time: np.ndarray,
 ) -> Figure:
-    """Input and reconstruction of the most confident examples of each cluster (first
-    channel), one row per cluster."""
+    """Input and reconstruction of the representative examples of each cluster (first
+    channel; the caller picks them, the workflow those nearest the cluster's centre), one
+    row per cluster."""
     ids = list(dict.fromkeys(clusters.tolist()))
     per = max((np.sum(clusters == c) for c in ids), default=1)
     fig = Figure(figsize=(3.2 * per, 2.0 * max(len(ids), 1) + 0.5))

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from seiscluster.plots.velocity import save
+from seiscluster.plots.style import save
 
 __all__ = ["plot_metrics", "plot_wall_times", "save"]
 

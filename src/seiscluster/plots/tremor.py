@@ -13,9 +13,10 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from seiscluster.plots.velocity import save
+from seiscluster.plots.style import save
 
-__all__ = ["band_amplitude", "log_power", "plot_examples", "plot_overview", "save"]
+__all__ = ["amplitude_label", "amplitude_trace", "band_amplitude", "log_power", "plot_examples",
+           "plot_overview", "save"]
 
 
 def log_power(ds: xr.Dataset) -> xr.DataArray:
@@ -54,6 +55,23 @@ def _regular(da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
     return da.reindex(window=full)
 
 
+def amplitude_trace(ds: xr.Dataset, channel: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Band amplitude of one channel per time cell over the whole span (times, values):
+    every window start of the regular grid, skipped and missing windows as NaN (gaps)."""
+    sub = ds.isel(channel=[channel])
+    full = _regular(band_amplitude(sub).isel(channel=0).compute(), sub)
+    cell = full["window"].values[:, None] + (full["time"].values * 1e9).astype(
+        "timedelta64[ns]")[None, :]
+    return cell.ravel(), full.values.ravel()
+
+
+def amplitude_label(ds: xr.Dataset) -> str:
+    """Axis label of :func:`amplitude_trace`: band and units."""
+    spec = json.loads(ds.attrs["settings"])["spectrogram"]
+    return (f"{spec['fmin']:g}-{spec['fmax']:g} Hz amplitude "
+            f"({ds.attrs.get('units', 'counts')})")
+
+
 def plot_overview(ds: xr.Dataset, channel: int = 0) -> Figure:
     """Whole-span view of one channel: mean log power per frequency per window (top), and
     the band amplitude per time cell, RSAM-like (bottom). Skipped windows are blank."""
@@ -61,7 +79,6 @@ def plot_overview(ds: xr.Dataset, channel: int = 0) -> Figure:
     sub = ds.isel(channel=[channel])
     settings = json.loads(ds.attrs["settings"])
     spec = _regular(log_power(sub).isel(channel=0).mean("time").compute(), sub)
-    amp = band_amplitude(sub).isel(channel=0).compute()
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     axes = fig.subplots(2, 2, gridspec_kw={"height_ratios": [3, 2], "width_ratios": [60, 1]})
     top, cax, bottom = axes[0, 0], axes[0, 1], axes[1, 0]
@@ -83,13 +100,9 @@ def plot_overview(ds: xr.Dataset, channel: int = 0) -> Figure:
     top.set_ylabel("frequency (Hz)")
     top.set_title(f"{ch}: mean power per window ({ds.sizes['window']} windows)")
     top.tick_params(labelbottom=False)
-    full = _regular(amp, sub)  # NaN rows for skipped windows break the line
-    cell = full["window"].values[:, None] + (full["time"].values * 1e9).astype(
-        "timedelta64[ns]")[None, :]
-    bottom.plot(cell.ravel(), full.values.ravel(), lw=0.5, color="k")
+    bottom.plot(*amplitude_trace(ds, channel), lw=0.5, color="k")  # NaN: gaps
     bottom.set_yscale("log")
-    low, high = settings["spectrogram"]["fmin"], settings["spectrogram"]["fmax"]
-    bottom.set_ylabel(f"{low:g}-{high:g} Hz amplitude ({ds.attrs.get('units', 'counts')})")
+    bottom.set_ylabel(amplitude_label(ds))
     bottom.set_xlabel("time (UTC)")
     bottom.set_xlim(tedges[0], tedges[-1])
     for label in bottom.get_xticklabels():

@@ -1,4 +1,6 @@
-"""Figures of the velocity branch, drawn offline with matplotlib (no web tiles).
+"""Figures of the velocity branch, drawn offline with matplotlib (no web tiles): cluster
+profiles against depth, cluster maps (:mod:`seiscluster.plots.maps`) and SOM maps, one
+colour per cluster in all of them (:func:`cluster_colour_list`).
 
 Figures are built with the object-oriented API (no pyplot state, no GUI backend).
 """
@@ -6,57 +8,28 @@ Figures are built with the object-oriented API (no pyplot state, no GUI backend)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
-from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from seiscluster.fileio import atomic_path
+from seiscluster.plots import maps
+from seiscluster.plots.colours import (
+    NO_DATA,
+    cluster_colours,
+    colours_for_ids,
+    discrete_norm,
+    som_node_colours,
+)
+from seiscluster.plots.style import save
 
-
-def save(fig: Figure, path: str | Path, dpi: int = 120) -> None:
-    """Save a figure atomically in the format of the file's suffix (png, svg, pdf)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
-
-
-def plot_elbow(
-    table: pd.DataFrame, knee: int | None, chosen: int, message: str | None = None
-) -> Figure:
-    """Distortion per k (dots), the smoothed curve (line) and the knee; scores below."""
-    fig = Figure(figsize=(8, 6))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    k = table["k"].to_numpy()
-    top.plot(k, table["distortion"], "o", color="k", label="distortion")
-    if not np.allclose(table["distortion"], table["distortion_smoothed"]):
-        top.plot(k, table["distortion_smoothed"], "r-", label="smoothed")
-    else:
-        top.plot(k, table["distortion"], "r-", lw=1)
-    if knee is not None:
-        top.axvline(knee, color="tab:blue", label=f"knee: {knee}")
-    if chosen != knee:
-        top.axvline(chosen, color="tab:orange", ls="--", label=f"chosen (fallback): {chosen}")
-    top.set_ylabel("sum of distance to center")
-    top.legend()
-    top.set_title(message or "Elbow scan", fontsize=9, wrap=True)
-    for column, colour in (("silhouette", "tab:green"), ("calinski_harabasz", "tab:purple")):
-        values = table[column].to_numpy(dtype=float)
-        span = np.nanmax(values) - np.nanmin(values)
-        scaled = (values - np.nanmin(values)) / (span if span > 0 else 1.0)
-        bottom.plot(k, scaled, "o-", color=colour, label=column.replace("_", "-"))
-    bottom.set_ylabel("score (scaled 0-1)")
-    bottom.set_xlabel("number of clusters")
-    bottom.set_xticks(k)
-    bottom.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+__all__ = ["cluster_colour_list", "panel_grid", "plot_cluster_map", "plot_cluster_profiles",
+           "plot_som_maps", "save"]
 
 
 def panel_grid(n: int) -> tuple[int, int]:
@@ -68,6 +41,18 @@ def panel_grid(n: int) -> tuple[int, int]:
     return math.ceil(n / ncols), ncols
 
 
+def cluster_colour_list(clusters: xr.Dataset) -> list[str]:
+    """The colour of each cluster of ``clusters`` (in the order of its ``cluster``
+    coordinate), the same in every figure: a SOM node's colour comes from its place on the
+    node grid (:func:`~seiscluster.plots.colours.som_node_colours`), other clusters take
+    :func:`~seiscluster.plots.colours.cluster_colours` of the cluster count."""
+    ids = clusters["cluster"].values.astype(int)
+    if "som_hits" in clusters:
+        nx, ny = clusters["som_hits"].shape
+        return som_node_colours(nx, ny).reshape(-1)[ids - 1].tolist()
+    return colours_for_ids(ids)
+
+
 def plot_cluster_profiles(
     depth: np.ndarray,
     X: np.ndarray,
@@ -75,87 +60,157 @@ def plot_cluster_profiles(
     cluster_ids: Sequence[int],
     centroids: np.ndarray,
     *,
+    colours: Sequence[str] | None = None,
     ylabel: str = "Vs (km/s)",
     centroid_label: str = "centroid",
     figsize: Sequence[float] | None = None,
 ) -> Figure:
-    """One panel per cluster: member profiles transparent, centroid (or mean) in red,
-    depth on the x axis as in seisgo."""
-    nrows, ncols = panel_grid(len(cluster_ids))
-    size = figsize or (13, 4 if nrows == 1 else min(3 * nrows, 24))
+    """Velocity against depth (depth down): first all clusters' means in one panel, then one
+    panel per cluster with its member profiles, mean, spread (10th-90th percentile, shaded)
+    and the centroid (dashed, where it differs from the mean). ``ylabel`` names the
+    velocity axis (kept for seisgo's argument name)."""
+    ids = list(cluster_ids)
+    colours = list(colours) if colours is not None else cluster_colours(len(ids))
+    nrows, ncols = panel_grid(len(ids) + 1)
+    size = figsize or (min(2.6 * ncols + 1.0, 16), min(3.6 * nrows, 40))
     fig = Figure(figsize=size)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-    for ax, cid, centre in zip(axes.flat, cluster_ids, centroids, strict=False):
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True, sharex=True)
+    depth = np.asarray(depth, dtype=float)
+    everything = axes.flat[0]
+    for ax, cid, centre, colour in zip(axes.flat[1:], ids, centroids, colours, strict=False):
         members = X[clusters == cid]
-        alpha = float(np.clip(20.0 / max(len(members), 1), 0.02, 0.3))
-        lines = np.stack([np.broadcast_to(depth, members.shape), members], axis=-1)
-        ax.add_collection(LineCollection(lines, colors="k", alpha=alpha, linewidths=0.6))
-        ax.plot(depth, centre, "r-", lw=1.8, label=centroid_label)
         noun = "profile" if len(members) == 1 else "profiles"
-        ax.set_title(f"Cluster {cid} ({len(members)} {noun})", fontsize=10)
-        ax.set_xlabel("depth (km)")
-        ax.set_ylabel(ylabel)
+        ax.set_title(f"cluster {cid} ({len(members)} {noun})", fontsize=9, color=colour)
+        if len(members):
+            alpha = float(np.clip(20.0 / len(members), 0.02, 0.3))
+            lines = np.stack([members, np.broadcast_to(depth, members.shape)], axis=-1)
+            ax.add_collection(LineCollection(lines, colors=colour, alpha=alpha,
+                                             linewidths=0.5, rasterized=True))  # SVG size
+            low, mean, high = (np.nanpercentile(members, 10, axis=0),
+                               np.nanmean(members, axis=0),
+                               np.nanpercentile(members, 90, axis=0))
+            ax.fill_betweenx(depth, low, high, color=colour, alpha=0.25, lw=0,
+                             label="10th-90th percentile")
+            ax.plot(mean, depth, color="k", lw=1.6, label="mean")
+            everything.plot(mean, depth, color=colour, lw=1.4, label=str(cid))
+        if centroid_label != "mean" and np.all(np.isfinite(centre)):
+            ax.plot(centre, depth, color="k", lw=1.0, ls="--", label=centroid_label)
+    everything.set_title(f"all clusters: mean ({len(ids)})", fontsize=9)
+    if len(ids) <= 12:
+        everything.legend(fontsize=6, title="cluster", title_fontsize=6, loc="lower left")
+    handles, labels = axes.flat[1].get_legend_handles_labels() if ids else ([], [])
+    if handles:
+        axes.flat[1].legend(handles, labels, fontsize=6, loc="lower left")
+    n_panels = len(ids) + 1
+    for i, ax in enumerate(axes.flat[:n_panels]):
+        ax.grid(lw=0.3, color="#cccccc")
         ax.autoscale_view()
-        ax.label_outer()
-    for ax in axes.flat[len(cluster_ids):]:
+        if i % ncols == 0:
+            ax.set_ylabel("depth (km)")
+        else:
+            ax.tick_params(labelleft=False)
+        if i + ncols >= n_panels:  # no panel below: label the velocity axis
+            ax.set_xlabel(ylabel)
+        else:
+            ax.tick_params(labelbottom=False)
+    if depth.size:
+        axes.flat[0].set_ylim(depth.max(), depth.min())  # depth down (shared)
+    for ax in axes.flat[len(ids) + 1:]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
 
 
 def plot_cluster_map(
-    clusters: xr.Dataset, title: str, truth: np.ndarray | None = None
+    clusters: xr.Dataset, title: str, truth: np.ndarray | None = None,
+    markers: Sequence[Mapping[str, Any]] = (),
 ) -> Figure:
-    """Map of ``cluster_label(latitude, longitude)``, optionally beside the true provinces."""
-    panels = [("cluster_label", clusters["cluster_label"].values, title)]
+    """Map of ``cluster_label(latitude, longitude)`` in a projection suited to its extent
+    (:mod:`seiscluster.plots.maps`): coastlines, borders, graticule, ``markers``; beside
+    it a colour bar with integer ticks (k-means) or the SOM node grid coloured as the map
+    (a SOM); optionally the true provinces (example model) on a second map."""
+    ids = clusters["cluster"].values.astype(int)
+    colours = cluster_colour_list(clusters)
+    panels = [(clusters["cluster_label"].values, title, ids, colours)]
     if truth is not None:
-        panels.append(("province", truth, "true province (example model)"))
+        provinces = np.unique(truth[np.isfinite(truth) & (truth > 0)]).astype(int)
+        panels.append((truth, "true province (example model)", provinces,
+                       colours_for_ids(provinces)))
     lat = clusters["latitude"].values
     lon = clusters["longitude"].values
-    aspect = 1.0 / max(np.cos(np.deg2rad(np.mean(lat))), 0.1)
-    shape = np.ptp(lat) * aspect / max(np.ptp(lon), 1e-9)  # height / width of one map
-    width = float(np.clip(5.0 / max(shape, 1e-9), 3.0, 9.0)) + 1.8  # + colour bar
-    fig = Figure(figsize=(width * len(panels), 5.5))
-    axes = fig.subplots(1, len(panels), squeeze=False)
-    for ax, (name, grid, label) in zip(axes.flat, panels, strict=True):
-        ids = np.unique(grid[np.isfinite(grid) & (grid > 0)]).astype(int)
-        cmap, norm = _discrete_colours(ids)
-        mesh = ax.pcolormesh(lon, lat, np.where(grid > 0, grid, np.nan), cmap=cmap, norm=norm,
-                             shading="nearest")
-        ticks = ids if ids.size <= 25 else None
-        fig.colorbar(mesh, ax=ax, ticks=ticks, label=name.replace("_", " "))
-        ax.set_aspect(aspect)
-        ax.set_xlabel("longitude (°)")
-        ax.set_ylabel("latitude (°)")
+    projection = maps.choose_projection(lon, lat)
+    x, y = projection(*np.meshgrid(lon, lat))
+    shape = np.ptp(y) / max(np.ptp(x), 1e-9)  # height / width of one map
+    map_width = float(np.clip(6.0 / max(shape, 1e-9), 3.5, 11.0))
+    som = "som_hits" in clusters
+    height = float(np.clip(map_width * shape, 4.0, 7.5)) + 1.2
+    widths = [map_width + (0.0 if som and i == 0 else 1.3) for i in range(len(panels))]
+    if som:
+        widths.insert(1, 3.4)  # the node grid beside the SOM map
+    fig = Figure(figsize=(sum(widths), height), layout="constrained")
+    axes = list(fig.subplots(1, len(widths), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})[0])
+    for i, (grid, label, panel_ids, panel_colours) in enumerate(panels):
+        ax = axes.pop(0)
+        cmap, norm, ticks = discrete_norm(panel_ids, panel_colours)
+        valid = np.where(np.isin(grid, panel_ids), grid, np.nan)
+        mesh, _ = maps.draw_map(ax, lon, lat, valid, cmap, norm, markers=markers,
+                                projection=projection)
         ax.set_title(label, fontsize=10)
-    fig.tight_layout()
+        if som and i == 0:
+            _som_grid_legend(axes.pop(0), clusters, colours)
+        else:
+            bar = fig.colorbar(mesh, ax=ax, ticks=ticks, shrink=0.8, fraction=0.08,
+                               label="cluster" if i == 0 else "province")
+            bar.minorticks_off()
     return fig
+
+
+def _som_grid_legend(ax: Axes, clusters: xr.Dataset, colours: Sequence[str]) -> None:
+    """The SOM node grid as the map's legend: each node in its map colour, its number
+    (and hit count where the grid is small), empty nodes hatched."""
+    hits = clusters["som_hits"].values
+    nx, ny = hits.shape
+    grid = som_node_colours(nx, ny)
+    rgba = np.array([[to_rgba(c) for c in row] for row in grid])
+    rgba[hits == 0] = to_rgba(NO_DATA)
+    ax.imshow(rgba.transpose(1, 0, 2), origin="lower", aspect="equal",
+              extent=(0.5, nx + 0.5, 0.5, ny + 0.5))
+    size = 7 if max(nx, ny) <= 8 else 5 if max(nx, ny) <= 12 else 0
+    if size:
+        for x in range(nx):
+            for y in range(ny):
+                text = f"{x * ny + y + 1}" + (f"\n{int(hits[x, y])}" if max(nx, ny) <= 6
+                                              else "")
+                ax.text(x + 1, y + 1, text, ha="center", va="center", fontsize=size)
+    ax.set_xlabel("SOM node x")
+    ax.set_ylabel("SOM node y")
+    step = max(1, int(np.ceil(max(nx, ny) / 6)))
+    ax.set_xticks(range(1, nx + 1, step))
+    ax.set_yticks(range(1, ny + 1, step))
+    ax.set_title(f"SOM node grid ({nx} x {ny})\nnode number = (x - 1)·{ny} + y", fontsize=8)
 
 
 def plot_som_maps(u_matrix: np.ndarray, hits: np.ndarray) -> Figure:
-    """SOM node distance map (U-matrix) and hit counts per node, node numbers annotated."""
+    """SOM node distance map (U-matrix) and hit counts per node on the node grid (x, y
+    from 1, as the cluster map's legend), node numbers annotated on grids up to 8 x 8."""
     nx, ny = hits.shape
     fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
+    extent = (0.5, nx + 0.5, 0.5, ny + 0.5)
     for ax, grid, label, cmap in ((axes[0], u_matrix, "mean distance to neighbours", "bone_r"),
                                   (axes[1], hits, "profiles per node", "viridis")):
-        image = ax.imshow(grid.T, origin="lower", cmap=cmap, aspect="equal")
+        image = ax.imshow(grid.T, origin="lower", cmap=cmap, aspect="equal", extent=extent)
         fig.colorbar(image, ax=ax, label=label)
-        ax.set_xlabel("SOM x")
-        ax.set_ylabel("SOM y")
-    for x in range(nx):
-        for y in range(ny):
-            axes[1].text(x, y, f"{x * ny + y + 1}\n{int(hits[x, y])}", ha="center",
-                         va="center", fontsize=7, color="w")
+        ax.set_xlabel("SOM node x")
+        ax.set_ylabel("SOM node y")
+    if max(nx, ny) <= 8:
+        for x in range(nx):
+            for y in range(ny):
+                axes[1].text(x + 1, y + 1, f"{x * ny + y + 1}\n{int(hits[x, y])}",
+                             ha="center", va="center", fontsize=7, color="w")
     axes[0].set_title("U-matrix")
-    axes[1].set_title("hits (node number / count)")
+    axes[1].set_title("hits (node number / count)" if max(nx, ny) <= 8 else
+                      f"hits; node number = (x - 1)·{ny} + y")
     fig.tight_layout()
     return fig
-
-
-def _discrete_colours(ids: np.ndarray) -> tuple[ListedColormap, BoundaryNorm]:
-    base = colormaps["tab20" if ids.size > 10 else "tab10"]
-    colours = [base(i % base.N) for i in range(max(ids.size, 1))]
-    bounds = np.concatenate([ids - 0.5, [ids[-1] + 0.5]]) if ids.size else np.array([0.0, 1.0])
-    cmap = ListedColormap(colours)
-    return cmap, BoundaryNorm(bounds, cmap.N)

@@ -650,6 +650,7 @@ def deep_figures(
 ) -> None:
     """The figures of the deep clustering, and its metrics (ARI vs ``truth`` if given)."""
     from seiscluster.plots import deep as plots
+    from seiscluster.plots.tremor import amplitude_label, amplitude_trace
 
     plot, tsne, channels = _plain((plot or {}, tsne or {}, channels))
     dpi = int(plot.get("dpi", 120))
@@ -665,7 +666,8 @@ def deep_figures(
     q1 = _gather(samples, asg["assignment"].values)
     k = int(asg.sizes["cluster"])
     table = pd.read_csv(scan)
-    plots.save(plots.plot_losses(pd.read_csv(losses), pd.read_csv(history)), loss_figure, dpi)
+    plots.save(plots.plot_losses(pd.read_csv(losses), pd.read_csv(history),
+                                 str(asg.attrs.get("stop_reason", ""))), loss_figure, dpi)
     plots.save(plots.plot_kscan(table, int(emb.attrs.get("n_clusters", k)),
                                 str(emb.attrs.get("message", ""))), kscan_figure, dpi)
     perplexity = float(tsne.get("perplexity", 30.0))
@@ -675,9 +677,20 @@ def deep_figures(
     log.info("t-SNE of %d embeddings (twice) in %.1f s", samples.n, time.perf_counter() - start)
     plots.save(plots.plot_tsne(t0, y0, t1, y1, k, str(asg.attrs.get("method", "DEC"))),
                tsne_figure, dpi)
-    plots.save(plots.plot_timeline(samples.window, y1, q1.max(axis=1), k, samples.channel,
-                                   events), timeline_figure, dpi)
-    recon = _reconstructions(samples, q1, y1, k, final_model, best)
+    with xr.open_zarr(spectrograms) as spec:
+        settings = json.loads(spec.attrs.get("settings", "{}"))
+        if "frequency_edges" in settings.get("derived", {}):
+            trace, label = amplitude_trace(spec), \
+                f"{spec['channel'].values[0]}: {amplitude_label(spec)}"
+            length = float(settings["spectrogram"]["window_length"])
+        else:  # a store made elsewhere, without the stage's settings
+            log.info("no amplitude below the clusters over time: %s records no frequency "
+                     "band edges (settings.derived.frequency_edges)", spectrograms)
+            trace, label, length = None, "", None
+        plots.save(plots.plot_timeline(samples.window, y1, q1.max(axis=1), k, samples.channel,
+                                       events, trace, label, length), timeline_figure, dpi)
+    recon = _reconstructions(samples, q1, y1, k, final_model, best,
+                             np.linalg.norm(z1 - asg["centroid"].values[y1 - 1], axis=1))
     plots.save(plots.plot_reconstructions(*recon, samples.frequency, samples.time),
                reconstruction_figure, dpi)
     plots.save(plots.plot_cluster_spectra(samples.x, y1, k, samples.frequency, samples.time,
@@ -687,23 +700,35 @@ def deep_figures(
         write_json(metrics, _metrics(samples, y0, y1, z1, asg, truth))
 
 
-def _events(events: Sequence[Mapping[str, Any]]) -> list[tuple[np.datetime64, str]]:
+def _events(events: Sequence[Mapping[str, Any]]
+            ) -> list[tuple[np.datetime64, str, np.datetime64 | None]]:
+    """``tremor.plot.events`` as (time, label, end or None), times in UTC."""
     out = []
     for i, ev in enumerate(events):
-        try:
-            t = pd.Timestamp(str(ev["time"]))
-        except (KeyError, ValueError, TypeError) as err:
-            raise InputError(f"tremor.plot.events[{i}].time must be an ISO 8601 time, got "
-                             f"{ev.get('time') if hasattr(ev, 'get') else ev!r}.") from err
-        if t.tzinfo is not None:
-            t = t.tz_convert("UTC").tz_localize(None)
-        out.append((np.datetime64(t.to_datetime64(), "ns"), str(ev.get("label", ""))))
+        times = []
+        for key in ("time", "end"):
+            value = ev.get(key) if hasattr(ev, "get") else None
+            if value is None and key == "end":
+                times.append(None)
+                continue
+            try:
+                t = pd.Timestamp(str(value)) if value is not None else None
+            except (ValueError, TypeError):
+                t = None
+            if t is None:
+                raise InputError(f"tremor.plot.events[{i}].{key} must be an ISO 8601 time, "
+                                 f"got {value!r}.")
+            if t.tzinfo is not None:
+                t = t.tz_convert("UTC").tz_localize(None)
+            times.append(np.datetime64(t.to_datetime64(), "ns"))
+        out.append((times[0], str(ev.get("label", "")), times[1]))
     return out
 
 
 def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_model: str,
-                     best: str, per_cluster: int = 3):
-    """The most confident samples of each cluster and their reconstructions."""
+                     best: str, distance: np.ndarray, per_cluster: int = 3):
+    """The samples of each cluster nearest its centre (``distance`` of each sample to its
+    cluster's centre in the fine-tuned embedding) and their reconstructions."""
     import torch
 
     from seiscluster.tremor.autoencoder import embed
@@ -719,7 +744,7 @@ def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_m
     conf = q.max(axis=1)
     for c in range(1, k + 1):
         members = np.flatnonzero(labels == c)
-        top = members[np.argsort(-conf[members], kind="stable")[:per_cluster]]
+        top = members[np.argsort(distance[members], kind="stable")[:per_cluster]]
         picks.extend(top.tolist())
         rows.extend([c] * top.size)
     picks_arr = np.asarray(picks, dtype=np.int64)

@@ -22,7 +22,6 @@ from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhou
 from seiscluster.compute import dask_scheduler
 from seiscluster.config import check_metric_params
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
-from seiscluster.plots import velocity as plots
 from seiscluster.velocity import outputs
 from seiscluster.velocity.elbow import elbow_scan
 from seiscluster.velocity.example import make_example_model
@@ -94,8 +93,10 @@ def elbow(
         "message": result.message,
         "seconds": round(seconds, 3),
     })
-    plots.save(plots.plot_elbow(result.table, result.knee, result.n_clusters, result.message),
-               figure, dpi)
+    from seiscluster.plots.elbow import plot_elbow
+    from seiscluster.plots.style import save
+
+    save(plot_elbow(result.table, result.knee, result.n_clusters, result.message), figure, dpi)
 
 
 def fit_kmeans(
@@ -189,8 +190,12 @@ def fit_som(
 def figures(
     *, profiles: str, clusters: str, cluster_figure: str, map_figure: str,
     som_figure: str | None = None, figsize: Sequence[float] | None = None, dpi: int = 120,
+    markers: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit)."""
+    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit), one
+    colour per cluster in both; ``markers`` (``velocity.plot.markers``) on the map."""
+    from seiscluster.plots import velocity as plots
+
     prof, X = _load_profiles(profiles)
     with xr.open_dataset(clusters) as ds:
         ds.load()
@@ -200,14 +205,15 @@ def figures(
     name = prof.attrs.get("velocity_variable", "v")
     fig = plots.plot_cluster_profiles(
         prof["depth"].values, X, labels, ds["cluster"].values, ds["centroid"].values,
-        ylabel=f"{name} ({units})", centroid_label="mean" if is_som else "centroid",
-        figsize=figsize,
+        colours=plots.cluster_colour_list(ds), ylabel=f"{name} ({units})",
+        centroid_label="mean" if is_som else "centroid", figsize=figsize,
     )
     plots.save(fig, cluster_figure, dpi)
     truth = None
     if "province" in prof.coords:
         truth = label_grid(prof, prof["province"].values)
-    plots.save(plots.plot_cluster_map(ds, ds.attrs["title"], truth), map_figure, dpi)
+    plots.save(plots.plot_cluster_map(ds, ds.attrs["title"], truth, list(markers or ())),
+               map_figure, dpi)
     if is_som and som_figure:
         plots.save(plots.plot_som_maps(ds["som_u_matrix"].values, ds["som_hits"].values),
                    som_figure, dpi)
