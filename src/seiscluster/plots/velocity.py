@@ -27,12 +27,37 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> None:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
 
 
+def plot_kselect(ax, table: pd.DataFrame, chosen: int, min_stability: float | None = None
+                 ) -> None:
+    """Stability (left axis, with its threshold) and gap statistic +- s_k (right axis) per
+    k, the chosen k marked; nothing where the table lacks them."""
+    if "stability" not in table:
+        return
+    k = table["k"].to_numpy()
+    ax.plot(k, table["stability"], "o-", color="tab:blue", ms=4, label="stability (ARI)")
+    if min_stability is not None:
+        ax.axhline(min_stability, color="tab:blue", ls=":", lw=1)
+    ax.set_ylabel("stability", color="tab:blue", fontsize=8)
+    ax.axvline(chosen, color="tab:red", ls="--", lw=1)
+    twin = ax.twinx()
+    twin.errorbar(k, table["gap"], yerr=table["gap_sk"], fmt="s-", color="tab:brown", ms=3,
+                  lw=1, label="gap +- s_k")
+    twin.set_ylabel("gap", color="tab:brown", fontsize=8)
+    ax.set_title(f"stability (mean pairwise ARI) and gap statistic; chosen k = {chosen}",
+                 fontsize=9)
+
+
 def plot_elbow(
-    table: pd.DataFrame, knee: int | None, chosen: int, message: str | None = None
+    table: pd.DataFrame, knee: int | None, chosen: int, message: str | None = None,
+    min_stability: float | None = None,
 ) -> Figure:
-    """Distortion per k (dots), the smoothed curve (line) and the knee; scores below."""
-    fig = Figure(figsize=(8, 6))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    """Distortion per k (dots), the smoothed curve (line) and the knee; scores below
+    (and the stability and gap statistic where the table has them)."""
+    extra = "stability" in table
+    fig = Figure(figsize=(8, 8 if extra else 6))
+    axes = fig.subplots(3 if extra else 2, 1, sharex=True,
+                        gridspec_kw={"height_ratios": [2, 1, 1] if extra else [2, 1]})
+    top, bottom = axes[0], axes[1]
     k = table["k"].to_numpy()
     top.plot(k, table["distortion"], "o", color="k", label="distortion")
     if not np.allclose(table["distortion"], table["distortion_smoothed"]):
@@ -52,9 +77,10 @@ def plot_elbow(
         scaled = (values - np.nanmin(values)) / (span if span > 0 else 1.0)
         bottom.plot(k, scaled, "o-", color=colour, label=column.replace("_", "-"))
     bottom.set_ylabel("score (scaled 0-1)")
-    bottom.set_xlabel("number of clusters")
     bottom.set_xticks(k)
     bottom.legend(fontsize=8)
+    plot_kselect(axes[-1], table, chosen, min_stability)
+    axes[-1].set_xlabel("number of clusters")
     fig.tight_layout()
     return fig
 
