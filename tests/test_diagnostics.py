@@ -34,7 +34,7 @@ def scan_warn(X, **kw):
 
 
 def test_defaults_are_the_config_defaults():
-    assert T == to_container(compose().diagnostics)
+    assert to_container(compose().diagnostics) == T
     assert diag.settings({"min_stability": 0.5})["min_stability"] == 0.5
 
 

@@ -107,7 +107,7 @@ def test_velocity_scan_scores_and_rules():
         pd.testing.assert_frame_equal(runs[0].table, other.table)
     assert [r.n_clusters for r in runs] == [4, 4, 4, 4]
     assert runs[0].table.loc[runs[0].table.k == 4, "stability"].item() == pytest.approx(1.0)
-    assert all(f"(rule {rule})" in r.message for r, rule in zip(runs, kselect.RULES))
+    assert all(f"(rule {rule})" in r.message for r, rule in zip(runs, kselect.RULES, strict=True))
 
 
 def test_kscan_rule_and_fixed_k():
