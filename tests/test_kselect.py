@@ -116,3 +116,16 @@ def test_kscan_rule_and_fixed_k():
     assert (res.n_clusters, res.rule, res.criterion_k) == (4, "gap", 4)
     fixed = kscan(X, k_min=2, k_max=7, n_init=2, n_clusters=6, rule="gap")
     assert (fixed.n_clusters, fixed.rule) == (6, "fixed")
+
+
+def test_velocity_scan_stability_uses_the_clustering_metric():
+    z = np.linspace(0, 1, 12)
+    rng = np.random.default_rng(2)
+    shapes = np.array([3 + z, 4 - z, 3.5 + np.sin(6 * z)])
+    X = shapes[np.arange(45) % 3] + 0.02 * rng.normal(size=(45, 12))
+    res = elbow_scan(X, [2, 3, 4], metric="dtw", n_init=1, stability_seeds=2,
+                     gap_references=2, metric_params={"global_constraint": "sakoe_chiba",
+                                                      "sakoe_chiba_radius": 1})
+    assert res.table["stability"].between(-1, 1).all()
+    assert res.table.loc[res.table.k == 3, "stability"].item() == pytest.approx(1.0)
+    assert res.n_clusters == 3

@@ -269,10 +269,10 @@ def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None
         lead = [f"<p class='warn'><strong>No knee found.</strong> "
                 f"{html.escape(message)}</p>"]
     parts = [*lead, *k_choice(record), figure(
-        elbow_figure, "elbow curve", "Distortion per k with the knee (solid line) or the "
-        "fallback choice (dashed); silhouette and Calinski-Harabasz below; stability (mean "
-        "pairwise ARI, threshold dotted) and gap statistic with s_k at the bottom, the "
-        "chosen k dashed.")]
+        elbow_figure, "elbow curve", "Distortion per k with the knee (solid line) and the "
+        "chosen k where it differs (dashed); silhouette and Calinski-Harabasz below; "
+        "stability (mean pairwise ARI, threshold dotted) and gap statistic with s_k at the "
+        "bottom, the chosen k dashed.")]
     if elbow_table:
         parts.append(table(pd.read_csv(elbow_table)))
     return section("velocity-elbow", "Velocity: Elbow scan (number of k-means clusters)", parts)

@@ -67,7 +67,7 @@ def plot_elbow(
     if knee is not None:
         top.axvline(knee, color="tab:blue", label=f"knee: {knee}")
     if chosen != knee:
-        top.axvline(chosen, color="tab:orange", ls="--", label=f"chosen (fallback): {chosen}")
+        top.axvline(chosen, color="tab:orange", ls="--", label=f"chosen: {chosen}")
     top.set_ylabel("sum of distance to center")
     top.legend()
     top.set_title(message or "Elbow scan", fontsize=9, wrap=True)
