@@ -129,3 +129,16 @@ def test_velocity_scan_stability_uses_the_clustering_metric():
     assert res.table["stability"].between(-1, 1).all()
     assert res.table.loc[res.table.k == 3, "stability"].item() == pytest.approx(1.0)
     assert res.n_clusters == 3
+
+
+@pytest.mark.parametrize(("kw", "key"), [
+    ({"rule": "best"}, "rule"), ({"stability_seeds": 1}, "stability_seeds"),
+    ({"stability_fraction": 0.0}, "stability_fraction"), ({"sample_size": 1}, "sample_size"),
+    ({"gap_references": 0}, "gap_references"),
+])
+def test_scans_check_their_settings_before_fitting(kw, key):
+    X = blobs(k=2, n=30)
+    with pytest.raises(InputError, match=rf"velocity\.elbow\.{key} must be"):
+        elbow_scan(X, [2, 3, 4], **kw)
+    with pytest.raises(InputError, match=rf"tremor\.kscan\.{key} must be"):
+        kscan(X, k_min=2, k_max=4, **kw)

@@ -45,12 +45,23 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from seiscluster.config import check_kselect
 from seiscluster.errors import InputError
 
 #: Ways of choosing k from a scan table (see the module docstring).
 RULES = ("criterion", "gap", "stable_criterion", "stable_gap")
 #: Columns a scan table gains: stability and the gap statistic with its s_k.
 COLUMNS = ("stability", "gap", "gap_sk")
+
+
+def check_settings(prefix: str, rule: str, stability_seeds: int, stability_fraction: float,
+                   sample_size: int, gap_references: int) -> None:
+    """Check a scan's rule and stability/gap settings (``prefix``: its config section) with
+    :func:`seiscluster.config.check_kselect`; InputError naming the key."""
+    if rule not in RULES:
+        raise InputError(f"{prefix}.rule must be one of {', '.join(RULES)}, got {rule!r}.")
+    check_kselect({"stability_seeds": stability_seeds, "stability_fraction": stability_fraction,
+                   "sample_size": sample_size, "gap_references": gap_references}, prefix)
 
 
 def subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:

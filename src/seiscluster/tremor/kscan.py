@@ -174,6 +174,8 @@ def kscan(
     if n_clusters is not None and n_clusters > n:
         raise InputError(f"tremor.kscan.n_clusters ({n_clusters}) is larger than the number "
                          f"of samples ({n}) of {source}.")
+    kselect.check_settings("tremor.kscan", rule, stability_seeds, stability_fraction,
+                           sample_size, gap_references)
     ks = list(range(int(k_min), int(k_max) + 1))
     table, fits = scan_k(z, ks, n_init=n_init, seed=seed, n_jobs=n_jobs,
                          stability_seeds=stability_seeds, stability_fraction=stability_fraction,

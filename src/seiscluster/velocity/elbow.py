@@ -279,24 +279,6 @@ def _stability_labels(sample: np.ndarray, draw: np.ndarray, k: int, params: dict
         .fit(sample[draw]).predict(sample)
 
 
-def _check_kselect(rule: str, seeds: Any, fraction: Any, sample_size: Any, refs: Any,
-                   min_stability: Any) -> None:
-    if rule not in kselect.RULES:
-        raise InputError(f"velocity.elbow.rule must be one of {', '.join(kselect.RULES)}, "
-                         f"got {rule!r}.")
-    for key, value, least in (("stability_seeds", seeds, 2), ("sample_size", sample_size, 2),
-                              ("gap_references", refs, 1)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
-            raise InputError(f"velocity.elbow.{key} must be an integer >= {least}, "
-                             f"got {value!r}.")
-    if not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
-        raise InputError(f"velocity.elbow.stability_fraction must be a number in (0, 1], "
-                         f"got {fraction!r}.")
-    if not isinstance(min_stability, numbers.Real) or not -1 <= min_stability <= 1:
-        raise InputError(f"diagnostics.min_stability must be a number in [-1, 1], "
-                         f"got {min_stability!r}.")
-
-
 def elbow_scan(
     X: Any,
     nrange: Sequence[int] | None = None,
@@ -348,8 +330,8 @@ def elbow_scan(
     X = check_profiles(X)
     ks = _check_nrange(nrange, X.shape[0])
     _check_options(fallback, random_state, silhouette_sample_size, sensitivity)
-    _check_kselect(rule, stability_seeds, stability_fraction, sample_size, gap_references,
-                   min_stability)
+    kselect.check_settings("velocity.elbow", rule, stability_seeds, stability_fraction,
+                           sample_size, gap_references)
     seed = int(random_state or 0)
     sample = X[kselect.subsample(X.shape[0], sample_size, np.random.default_rng([seed, 7]))]
     draws = kselect.stability_draws(sample.shape[0], stability_seeds, stability_fraction, seed)
