@@ -524,7 +524,7 @@ def embed_kscan(
     write_netcdf(ds, embeddings)
     k = int(result.n_clusters)
     warnings = diag.scan_warnings(
-        result.table, k, fit.labels + 1, chosen=ks.get("n_clusters") is None,
+        result.table, k, new[fit.labels] + 1, chosen=ks.get("n_clusters") is None,
         thresholds=thresholds, n_seeds=int(ks.get("stability_seeds", 5)),
         what="tremor k-means scan")
     diag.log_warnings(log, warnings)
