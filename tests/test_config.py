@@ -19,6 +19,19 @@ def test_defaults_are_the_seisgo_defaults():
     assert km.n_init == 10
 
 
+def test_kselect_and_diagnostics_defaults():
+    cfg = compose()
+    for section in (cfg.velocity.elbow, cfg.tremor.kscan):
+        assert (section.rule.value, section.stability_seeds, section.stability_fraction,
+                section.gap_references) == ("stable_criterion", 5, 0.8, 10)
+    assert (cfg.velocity.elbow.sample_size, cfg.tremor.kscan.sample_size) == (1000, 5000)
+    assert to_container(cfg.diagnostics) == {
+        "min_cluster_size": 2, "min_silhouette": 0.25, "min_stability": 0.9,
+        "min_dec_changed_fraction": 0.01, "max_topographic_error": 0.2}
+    cfg = compose(["velocity.elbow.rule=gap", "tremor.kscan.rule=criterion"])
+    assert (cfg.velocity.elbow.rule.value, cfg.tremor.kscan.rule.value) == ("gap", "criterion")
+
+
 def test_seed_drives_every_random_state():
     cfg = compose(["seed=7"])
     assert cfg.velocity.kmeans.random_state == 7
@@ -112,6 +125,18 @@ def test_config_is_read_only():
         ("tremor.plot.events=[{time: soon}]", "tremor.plot.events[0].time must be an ISO"),
         ("tremor.plot.events=[{time: '2021-03-13T02:00', end: '2021-03-13T01:00'}]",
          "tremor.plot.events[0].end (2021-03-13T01:00) must be after its time"),
+        *((f"{p}.rule=best", f"{p}.rule") for p in ("velocity.elbow", "tremor.kscan")),
+        *((f"{p}.{key}={bad}", f"{p}.{key}") for p in ("velocity.elbow", "tremor.kscan")
+          for key, bad in (("stability_seeds", 1), ("stability_seeds", 2.5),
+                           ("stability_fraction", 0), ("stability_fraction", 1.5),
+                           ("sample_size", 1), ("gap_references", 0))),
+        ("diagnostics.min_cluster_size=0", "diagnostics.min_cluster_size"),
+        ("diagnostics.min_silhouette=2", "diagnostics.min_silhouette"),
+        ("diagnostics.min_stability=-1.5", "diagnostics.min_stability"),
+        ("diagnostics.min_stability=.nan", "diagnostics.min_stability"),
+        ("diagnostics.min_dec_changed_fraction=-0.1", "diagnostics.min_dec_changed_fraction"),
+        ("diagnostics.max_topographic_error=1.5", "diagnostics.max_topographic_error"),
+        ("+diagnostics.max_te=1", "Unknown configuration key 'diagnostics.max_te'"),
     ],
 )
 def test_bad_configuration_names_the_key(override, fragment):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from pathlib import Path
@@ -90,7 +91,9 @@ def test_provenance_is_rendered(page):
 def test_sections_show_their_products(page, products):
     found = sections(page)
     choice = json.loads(Path(products["elbow_choice"]).read_text())
-    assert choice["message"] in found["velocity-elbow"]
+    assert html.escape(choice["message"]) in found["velocity-elbow"]
+    assert f"k={choice['n_clusters']} was chosen by the rule {choice['rule']}" \
+        in found["velocity-elbow"]
     assert "No knee found" not in found["velocity-elbow"]
     kmeans = json.loads(Path(products["kmeans_metrics"]).read_text())
     assert f"{kmeans['silhouette']:.4g}" in found["velocity-kmeans"]
@@ -144,7 +147,8 @@ def test_fixed_cluster_count_says_why_there_is_no_elbow(products, tmp_path):
 def test_dec_section_shows_metrics_delta_label_and_contingency(products, tmp_path):
     metrics = {"n_samples": 23, "n_clusters": 2, "cluster_sizes": [15, 8],
                "dec_iterations": 40, "dec_converged": True, "ari_kmeans_vs_dec": 0.91,
-               "n_with_truth": 23, "ari": 0.8125, "nmi": 0.77,
+               "n_with_truth": 23, "ari": 0.8125, "nmi": 0.77, "changed_fraction": 0.0,
+               "warnings": [{"code": "dec_unchanged", "message": "DEC changed 0.00% <x>"}],
                "contingency": {"background": {"1": 14, "2": 1}, "tremor": {"1": 1, "2": 7}}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     pd.DataFrame({"iteration": [0, 20, 40], "delta_label": [0.0, 0.087, 0.0434],
@@ -165,6 +169,26 @@ def test_dec_section_shows_metrics_delta_label_and_contingency(products, tmp_pat
     body = sections((tmp_path / "r.html").read_text())["tremor-dec"]
     assert re.search(r"class='warn'>Fine-tuning stopped at its first target-distribution "
                      r"update", body)
+    assert ("<div class='warn'><strong>Warnings</strong><ul><li><code>dec_unchanged</code> "
+            "DEC changed 0.00% &lt;x&gt;</li></ul></div>") in body
+    assert "dec_unchanged" not in body.split("</div>", 1)[1]  # not again in the table
+
+
+def test_the_k_scan_explains_its_choice_and_warns(products, tmp_path):
+    choice = {"n_clusters": 6, "criterion": "calinski_harabasz", "rule": "stable_criterion",
+              "criterion_k": 6, "message": "k=6: highest calinski-harabasz score (12.5); stable",
+              "scores": {"calinski_harabasz": 12.5, "stability": 0.97, "gap": 0.3},
+              "warnings": [{"code": "k_at_bound", "message": "k=6 is the largest k"},
+                           {"code": "small_cluster", "message": "4 of 6 clusters ..."}]}
+    (tmp_path / "choice.json").write_text(json.dumps(choice))
+    inputs = {k: v for k, v in products.items() if not k.startswith(("profiles", "elbow",
+                                                                      "kmeans", "som"))}
+    inputs["kscan_choice"] = str(tmp_path / "choice.json")
+    report_stage(report=str(tmp_path / "r.html"), **inputs)
+    body = sections((tmp_path / "r.html").read_text())["tremor-kscan"]
+    assert "<strong>Choice of k.</strong> k=6 was chosen by the rule stable_criterion" in body
+    assert re.search(r"<td>6</td>\s*<td>12.5</td>\s*<td>0.97</td>", body)
+    assert "<code>k_at_bound</code>" in body and "<code>small_cluster</code>" in body
 
 
 def test_bad_provenance_is_an_input_error(products, tmp_path):

@@ -54,6 +54,15 @@ class ElbowFallback(str, Enum):
     k_max = "k_max"
 
 
+class KRule(str, Enum):
+    """How k is chosen from a scan (:data:`seiscluster.kselect.RULES`)."""
+
+    criterion = "criterion"
+    gap = "gap"
+    stable_criterion = "stable_criterion"
+    stable_gap = "stable_gap"
+
+
 class Neighborhood(str, Enum):
     gaussian = "gaussian"
     mexican_hat = "mexican_hat"
@@ -245,6 +254,11 @@ class ElbowConfig:
     sensitivity: float = 1.0
     fallback: ElbowFallback = ElbowFallback.silhouette
     silhouette_sample_size: int = 2000
+    rule: KRule = KRule.stable_criterion
+    stability_seeds: int = 5
+    stability_fraction: float = 0.8
+    sample_size: int = 1000
+    gap_references: int = 10
 
 
 @dataclass
@@ -350,6 +364,11 @@ class KScanConfig:
     n_init: int = 20
     criterion: KCriterion = KCriterion.calinski_harabasz
     n_clusters: int | None = None
+    rule: KRule = KRule.stable_criterion
+    stability_seeds: int = 5
+    stability_fraction: float = 0.8
+    sample_size: int = 5000
+    gap_references: int = 10
 
 
 @dataclass
@@ -421,6 +440,17 @@ class ComputeConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Thresholds of the warnings (:mod:`seiscluster.diagnostics`)."""
+
+    min_cluster_size: int = 2
+    min_silhouette: float = 0.25
+    min_stability: float = 0.9
+    min_dec_changed_fraction: float = 0.01
+    max_topographic_error: float = 0.2
+
+
+@dataclass
 class Config:
     run: str = "default"
     seed: int = 0
@@ -430,6 +460,7 @@ class Config:
     tremor: TremorConfig = field(default_factory=TremorConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
@@ -508,7 +539,33 @@ def _check_values(cfg: DictConfig) -> None:
     _check_data(cfg.data.velocity)
     _check_velocity(cfg.velocity)
     check_events(to_container(cfg.tremor.plot.events))
+    check_kselect(cfg.velocity.elbow, "velocity.elbow")
+    check_kselect(cfg.tremor.kscan, "tremor.kscan")
+    check_diagnostics(cfg.diagnostics)
     check_compute(cfg.compute)
+
+
+def check_kselect(section: Any, prefix: str) -> None:
+    """Check the stability and gap keys of a k scan (``velocity.elbow``, ``tremor.kscan``)."""
+    for key, least in (("stability_seeds", 2), ("sample_size", 2), ("gap_references", 1)):
+        value = section[key]
+        _require(is_int(value) and value >= least,
+                 f"{prefix}.{key} must be an integer >= {least}, got {value!r}.")
+    fraction = section["stability_fraction"]
+    _require(_is_real(fraction) and 0 < fraction <= 1,
+             f"{prefix}.stability_fraction must be a number in (0, 1], got {fraction!r}.")
+
+
+def check_diagnostics(diag: Any) -> None:
+    """Check the ``diagnostics`` thresholds; InputError naming the key."""
+    size = diag["min_cluster_size"]
+    _require(is_int(size) and size >= 1,
+             f"diagnostics.min_cluster_size must be an integer >= 1, got {size!r}.")
+    for key, lo, hi in (("min_silhouette", -1, 1), ("min_stability", -1, 1),
+                        ("min_dec_changed_fraction", 0, 1), ("max_topographic_error", 0, 1)):
+        value = diag[key]
+        _require(_is_real(value) and lo <= value <= hi,
+                 f"diagnostics.{key} must be a number in [{lo}, {hi}], got {value!r}.")
 
 
 def check_compute(compute: Any) -> None:

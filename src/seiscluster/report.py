@@ -49,7 +49,8 @@ TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: Autoencoder train
                "(including the fraction of changed labels, delta-label)."),
 ))
 KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: Number of clusters (k scan)", (
-    ("kscan", "Scores of the k-means of the embeddings for every k; the chosen k is marked."),
+    ("kscan", "Scores of the k-means of the embeddings for every k (criteria, stability as "
+              "mean pairwise ARI, gap statistic with s_k); the chosen k is marked."),
 ))
 CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
     ("tremor-tsne", "Tremor: t-SNE of the embeddings", (
@@ -120,10 +121,54 @@ def note(text: str, css: str = "note") -> str:
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    """Key/value table of one fit's scalar metrics (nested values are left out)."""
+    """Key/value table of one fit's scalar metrics (nested values and warnings are left
+    out)."""
     rows = [(key.replace("_", " "), _fmt(key, value)) for key, value in metrics.items()
-            if key != "method" and not isinstance(value, Mapping)]
+            if key not in ("method", "warnings") and not isinstance(value, Mapping)]
     return table(pd.DataFrame(rows, columns=["metric", "value"]))
+
+
+def warnings_block(record: Mapping[str, Any]) -> list[str]:
+    """The ``warnings`` of a stage record as one highlighted list (nothing when none)."""
+    items = "".join(f"<li><code>{html.escape(str(w.get('code', '')))}</code> "
+                    f"{html.escape(str(w.get('message', '')))}</li>"
+                    for w in record.get("warnings") or [])
+    if not items:
+        return []
+    return [f"<div class='warn'><strong>Warnings</strong><ul>{items}</ul></div>"]
+
+
+#: What each rule of :mod:`seiscluster.kselect` does, for the report.
+RULE_TEXT = {
+    "criterion": "the branch's own criterion",
+    "gap": "Tibshirani's gap-statistic rule (the smallest k with Gap(k) >= Gap(k+1) - s(k+1))",
+    "stable_criterion": "the branch's own criterion, moved to the nearest stable k (largest "
+                        "smaller, else smallest larger) when its stability is below "
+                        "diagnostics.min_stability",
+    "stable_gap": "the gap-statistic rule, moved to the nearest stable k (largest smaller, "
+                  "else smallest larger) when its stability is below "
+                  "diagnostics.min_stability",
+    "fixed": "fixed by the configuration",
+}
+
+
+def k_choice(record: Mapping[str, Any]) -> list[str]:
+    """How k was chosen: the rule, its sentence, the criterion's own k and the scores of
+    the chosen k; then the warnings."""
+    k, rule = record.get("n_clusters"), record.get("rule")
+    parts = []
+    if rule:
+        text = (f"k={k} was chosen by the rule {rule}: {RULE_TEXT.get(rule, rule)}. "
+                f"{record.get('message', '')}")
+        if record.get("criterion_k") is not None and record["criterion_k"] != k:
+            text += f" The criterion alone gave k={record['criterion_k']}."
+        parts.append(f"<p><strong>Choice of k.</strong> {html.escape(text)}</p>")
+        scores = record.get("scores") or {}
+        if scores:
+            parts.append(table(pd.DataFrame([{"k": k, **scores}])))
+    elif record.get("message"):
+        parts.append(note(str(record["message"])))
+    return parts + warnings_block(record)
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -214,7 +259,7 @@ def velocity_sections(
         parts.append(section("velocity-elbow", "Velocity: Elbow scan", [note(no_elbow_reason)]))
     for method, files in methods.items():
         metrics = load_json(files["metrics"], f"metrics of the {method} fit")
-        body = [metrics_table(metrics)] + [
+        body = [*warnings_block(metrics), metrics_table(metrics)] + [
             figure(files[key], f"{method} {alt}", caption)
             for key, alt, caption in VELOCITY_FIGURES if files.get(key)]
         parts.append(section(f"velocity-{method}",
@@ -226,14 +271,15 @@ def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None
     """The elbow curve with its knee, or a visible warning when kneed found none."""
     record = load_json(choice, "elbow choice")
     message = str(record.get("message", ""))
+    lead = []
     if record.get("knee") is None:
-        lead = (f"<p class='warn'><strong>No knee found.</strong> "
-                f"{html.escape(message)}</p>")
-    else:
-        lead = note(message)
-    parts = [lead, figure(elbow_figure, "elbow curve",
-                          "Distortion per k with the knee (solid line) or the fallback "
-                          "choice (dashed); silhouette and Calinski-Harabasz below.")]
+        lead = [f"<p class='warn'><strong>No knee found.</strong> "
+                f"{html.escape(message)}</p>"]
+    parts = [*lead, *k_choice(record), figure(
+        elbow_figure, "elbow curve", "Distortion per k with the knee (solid line) and the "
+        "chosen k where it differs (dashed); silhouette and Calinski-Harabasz below; "
+        "stability (mean pairwise ARI, threshold dotted) and gap statistic with s_k at the "
+        "bottom, the chosen k dashed.")]
     if elbow_table:
         parts.append(table(pd.read_csv(elbow_table)))
     return section("velocity-elbow", "Velocity: Elbow scan (number of k-means clusters)", parts)
@@ -276,8 +322,7 @@ def tremor_sections(
 ) -> list[str]:
     """Sections of the tremor branch: spectrograms, skipped windows, training, k scan,
     DEC metrics, t-SNE, clusters over time and per-cluster examples."""
-    kscan_lead = [note(str(load_json(kscan_choice, "k-scan choice").get("message", "")))
-                  ] if kscan_choice else []
+    kscan_lead = k_choice(load_json(kscan_choice, "k-scan choice")) if kscan_choice else []
     parts = [
         figure_section(SPECTROGRAM_SECTION, figures, [note(spectrogram_summary(spectrograms))]),
         skipped_section(skipped),
@@ -328,7 +373,7 @@ def dec_section(metrics: str | None, history: str | None) -> str:
                                   "pretrained embeddings, barely changed.", "warn"))
     if metrics:
         record = load_json(metrics, "DEC metrics")
-        parts.append(metrics_table(record))
+        parts += [*warnings_block(record), metrics_table(record)]
         if record.get("contingency"):
             parts += ["<h3>Regimes (rows) against clusters (columns)</h3>",
                       table(pd.DataFrame(record["contingency"]).T.rename_axis("regime")

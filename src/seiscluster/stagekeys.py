@@ -74,7 +74,8 @@ def _velocity_fit(method: str) -> Stage:
         function=f"seiscluster.velocity.stages:fit_{method}",
         reads={method: f"velocity.{method}", "source": "velocity.source",
                "tag": "velocity.tag",
-               "silhouette_sample_size": "velocity.elbow.silhouette_sample_size"},
+               "silhouette_sample_size": "velocity.elbow.silhouette_sample_size",
+               "diagnostics": "diagnostics"},
         folder=f"velocity/{method}",
         upstream=("velocity_profiles", "velocity_elbow") if method == "kmeans"
         else ("velocity_profiles",),
@@ -127,7 +128,7 @@ STAGES: dict[str, Stage] = {
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
-               "dpi": "velocity.plot.dpi"},
+               "dpi": "velocity.plot.dpi", "diagnostics": "diagnostics"},
         folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
         # the scan fits every profile for every k: the final fit's k, sample and pickle
         # stem are not its business
@@ -155,7 +156,7 @@ STAGES: dict[str, Stage] = {
         model="tremor.model", pretrain="tremor.pretrain", trainer="trainer", **_SEEDED),
     "tremor_embed_kscan": _tremor(
         "embed_kscan", "tremor/kscan", ("tremor_spectrograms", "tremor_pretrain"),
-        kscan="tremor.kscan", **_SEEDED),
+        kscan="tremor.kscan", diagnostics="diagnostics", **_SEEDED),
     "tremor_finetune": _tremor(
         "finetune", "tremor/dec",
         ("tremor_spectrograms", "tremor_pretrain", "tremor_embed_kscan"),
@@ -164,7 +165,7 @@ STAGES: dict[str, Stage] = {
         "deep_figures", "tremor",
         ("tremor_example", "tremor_spectrograms", "tremor_embed_kscan", "tremor_pretrain",
          "tremor_finetune"),
-        tsne="tremor.tsne", plot="tremor.plot", **_SEEDED),
+        tsne="tremor.tsne", plot="tremor.plot", diagnostics="diagnostics", **_SEEDED),
 }
 
 

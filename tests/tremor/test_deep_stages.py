@@ -119,11 +119,15 @@ def test_pipeline_outputs(pipeline):
     assert list(losses["epoch"]) == list(range(20)) and losses["val_loss"].notna().all()
     scan = pd.read_csv(out / "scan.csv")
     assert list(scan.columns) == ["k", "calinski_harabasz", "silhouette", "davies_bouldin",
-                                  "inertia"]
+                                  "inertia", "stability", "gap", "gap_sk"]
     assert list(scan["k"]) == [2, 3, 4, 5]
+    assert scan["stability"].between(-1, 1).all() and (scan["gap_sk"] >= 0).all()
     choice = json.loads((out / "choice.json").read_text())
     k = choice["n_clusters"]
-    assert {"n_clusters", "criterion", "message"} <= set(choice)
+    assert {"n_clusters", "criterion", "rule", "criterion_k", "message", "scores",
+            "warnings"} <= set(choice)
+    assert choice["rule"] == "stable_criterion"
+    assert choice["scores"]["stability"] == scan.loc[scan.k == k, "stability"].item()
     labels = pd.read_csv(out / "labels.csv")
     assert list(labels.columns) == ["window_start", "cluster", "max_assignment"]
     assert len(labels) == 43  # windows 3 and 10 are invalid on one channel: dropped
@@ -144,6 +148,13 @@ def test_pipeline_outputs(pipeline):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_with_truth"] == 43 and metrics["ari"] > 0.9
     assert not (out / "dec_last_good.pt").exists()
+    with xr.open_dataset(out / "asg.nc") as asg, xr.open_dataset(out / "emb.nc") as emb:
+        valid = asg["valid"].values
+        changed = np.mean(asg["label"].values[valid] != emb["kmeans_label"].values[valid])
+    assert metrics["changed_fraction"] == pytest.approx(changed)  # same power order here
+    assert isinstance(metrics["warnings"], list)
+    assert ("dec_unchanged" in [w["code"] for w in metrics["warnings"]]) == (
+        metrics["changed_fraction"] < 0.01)
 
 
 def test_clusters_are_numbered_by_mean_power(pipeline, spec):

@@ -18,7 +18,8 @@ from seiscluster.velocity.elbow import (
     smooth_curve,
 )
 
-COLUMNS = ["k", "distortion", "distortion_smoothed", "silhouette", "calinski_harabasz"]
+COLUMNS = ["k", "distortion", "distortion_smoothed", "silhouette", "calinski_harabasz",
+           "stability", "gap", "gap_sk"]
 
 
 def four_provinces(n=400, n_depth=20, seed=0):
@@ -58,7 +59,8 @@ def test_scan_finds_four_clusters():
     assert list(result.table.columns) == COLUMNS
     assert result.table["k"].tolist() == list(range(2, 21))
     assert (result.knee, result.n_clusters, result.fallback_used) == (4, 4, None)
-    assert result.message == "kneed found the knee of the distortion curve at k=4 for k=2..20."
+    assert result.message == ("kneed found the knee of the distortion curve at k=4 for "
+                              "k=2..20; stable (stability 1.000 >= 0.9) (rule stable_criterion).")
     pd.testing.assert_series_equal(
         result.table["distortion"], result.table["distortion_smoothed"], check_names=False
     )
@@ -91,7 +93,8 @@ def test_no_knee_falls_back_to_the_silhouette_and_says_so():
     assert result.n_clusters == table["k"][table["silhouette"].idxmax()] == 8
     assert result.message == (
         "kneed found no knee in the distortion curve for k=2..8; chose k=8 by the "
-        "silhouette fallback (velocity.elbow.fallback)."
+        "silhouette fallback (velocity.elbow.fallback); no k reaches stability 0.9 (k=8: "
+        "0.625); k=8 is kept (rule stable_criterion)."
     )
 
 

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from seiscluster.plots.colours import NO_DATA
 from seiscluster.plots.colours import cluster_colours as palette
+from seiscluster.plots.elbow import plot_kselect
 from seiscluster.plots.style import save
 
 __all__ = [
@@ -100,10 +101,17 @@ def plot_losses(losses: pd.DataFrame, history: pd.DataFrame, stop_reason: str = 
     return fig
 
 
-def plot_kscan(table: pd.DataFrame, chosen: int, message: str = "") -> Figure:
-    """Calinski-Harabasz, silhouette, Davies-Bouldin and inertia per k; chosen k marked."""
-    fig = Figure(figsize=(10, 6))
-    axes = fig.subplots(2, 2, sharex=True).ravel()
+def plot_kscan(table: pd.DataFrame, chosen: int, message: str = "",
+               min_stability: float | None = None) -> Figure:
+    """Calinski-Harabasz, silhouette, Davies-Bouldin and inertia per k (and the stability
+    and gap statistic where the table has them); chosen k marked."""
+    extra = "stability" in table
+    fig = Figure(figsize=(14 if extra else 10, 6))
+    axes = fig.subplots(2, 3 if extra else 2, sharex=True).ravel()
+    if extra:
+        plot_kselect(axes[2], table, chosen, min_stability)
+        axes[5].remove()
+        axes = axes[[0, 1, 3, 4]]
     k = table["k"].to_numpy()
     for ax, (column, label) in zip(axes, (
             ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from seiscluster import diagnostics as diag
+from seiscluster import kselect
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_json, write_netcdf
 from seiscluster.tremor.kscan import CRITERIA
@@ -467,9 +469,12 @@ def embed_kscan(
     channels: str,
     seed: int,
     threads: int = 1,
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
-    """Embeddings of every sample, the k-means scan over k, and the chosen k."""
-    kscan, channels = _plain((kscan, channels))
+    """Embeddings of every sample, the k-means scan over k (with stability and gap
+    scores), and the chosen k with its ``warnings`` (:mod:`seiscluster.diagnostics`)."""
+    kscan, channels, diagnostics = _plain((kscan, channels, diagnostics))
+    thresholds = diag.settings(diagnostics)
     check_config(kscan=kscan)
     samples = _load(spectrograms, channels)
     import torch
@@ -493,6 +498,9 @@ def embed_kscan(
         z, k_min=ks.get("k_min", 2), k_max=ks.get("k_max", 15), n_init=ks.get("n_init", 20),
         criterion=ks.get("criterion", "calinski_harabasz"), n_clusters=ks.get("n_clusters"),
         seed=int(seed), n_jobs=max(int(threads), 1), source=spectrograms,
+        min_stability=thresholds["min_stability"],
+        **{key: ks[key] for key in ("rule", "stability_seeds", "stability_fraction",
+                                     "sample_size", "gap_references") if key in ks},
     )
     t_scan = time.perf_counter() - start
     log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks.get("k_min", 2), ks.get("k_max", 15),
@@ -514,11 +522,22 @@ def embed_kscan(
     ds["kmeans_label"].attrs = {"long_name": "k-means cluster (1-based, by mean power "
                                 "ascending); 0: no sample"}
     write_netcdf(ds, embeddings)
+    k = int(result.n_clusters)
+    warnings = diag.scan_warnings(
+        result.table, k, new[fit.labels] + 1, chosen=ks.get("n_clusters") is None,
+        thresholds=thresholds, n_seeds=int(ks.get("stability_seeds", 5)),
+        what="tremor k-means scan")
+    diag.log_warnings(log, warnings)
+    columns = ["k", "calinski_harabasz", "silhouette", "davies_bouldin", "inertia",
+               *kselect.COLUMNS]
     with atomic_path(scan) as tmp:
-        result.table[["k", "calinski_harabasz", "silhouette", "davies_bouldin",
-                      "inertia"]].to_csv(tmp, index=False)
-    write_json(choice, {"n_clusters": int(result.n_clusters), "criterion": result.criterion,
-                        "message": result.message, "n_samples": samples.n,
+        result.table[columns].to_csv(tmp, index=False)
+    row = result.table[result.table["k"] == k]
+    write_json(choice, {"n_clusters": k, "criterion": result.criterion, "rule": result.rule,
+                        "criterion_k": result.criterion_k, "message": result.message,
+                        "scores": {c: float(row[c].iloc[0]) for c in columns[1:]}
+                        if len(row) else None,
+                        "warnings": warnings, "n_samples": samples.n,
                         "embed_seconds": round(t_embed, 3), "scan_seconds": round(t_scan, 3)})
 
 
@@ -574,6 +593,8 @@ def finetune(
                   init, dec=cfg, trainer=trainer, seed=int(seed), checkpoint=last_good)
     log.info("DEC stopped after %d iterations (%s) in %.1f s", res.n_iter, res.stop_reason,
              res.seconds)
+    changed = float(np.mean(res.labels != init))
+    log.info("fine-tuning changed %.2f%% of the k-means labels it started from", 100 * changed)
     order = order_by_power(samples.x, res.labels, k)
     new = np.empty_like(order)
     new[order] = np.arange(k)
@@ -600,6 +621,7 @@ def finetune(
                "method": "IDEC" if cfg["reconstruction_weight"] > 0 else "DEC",
                "n_iter": int(res.n_iter), "converged": int(res.converged),
                "stop_reason": res.stop_reason, "dec": json.dumps(cfg),
+               "changed_fraction": changed,
                "channel_mode": samples.mode, "cluster_order": "mean spectrogram value, "
                "ascending"},
     )
@@ -647,12 +669,16 @@ def deep_figures(
     truth: str | None = None,
     seed: int = 0,
     threads: int = 1,
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
-    """The figures of the deep clustering, and its metrics (ARI vs ``truth`` if given)."""
+    """The figures of the deep clustering, and its metrics (ARI vs ``truth`` if given;
+    the share of labels the fine-tuning changed and the ``warnings`` of
+    :mod:`seiscluster.diagnostics`)."""
     from seiscluster.plots import deep as plots
     from seiscluster.plots.tremor import amplitude_label, amplitude_trace
 
-    plot, tsne, channels = _plain((plot or {}, tsne or {}, channels))
+    plot, tsne, channels, diagnostics = _plain((plot or {}, tsne or {}, channels,
+                                                diagnostics))
     dpi = int(plot.get("dpi", 120))
     events = _events(plot.get("events") or [])
     samples = _load(spectrograms, channels)
@@ -669,7 +695,8 @@ def deep_figures(
     plots.save(plots.plot_losses(pd.read_csv(losses), pd.read_csv(history),
                                  str(asg.attrs.get("stop_reason", ""))), loss_figure, dpi)
     plots.save(plots.plot_kscan(table, int(emb.attrs.get("n_clusters", k)),
-                                str(emb.attrs.get("message", ""))), kscan_figure, dpi)
+                                str(emb.attrs.get("message", "")),
+                                diag.settings(diagnostics)["min_stability"]), kscan_figure, dpi)
     perplexity = float(tsne.get("perplexity", 30.0))
     start = time.perf_counter()
     t0 = plots.tsne_2d(z0, perplexity, seed, threads)
@@ -697,7 +724,21 @@ def deep_figures(
                                           samples.channels if samples.mode == "stack"
                                           else None), spectra_figure, dpi)
     if metrics is not None:
-        write_json(metrics, _metrics(samples, y0, y1, z1, asg, truth))
+        record = _metrics(samples, y0, y1, z1, asg, truth)
+        record["warnings"] = _dec_warnings(record, y1, asg, diag.settings(diagnostics))
+        diag.log_warnings(log, record["warnings"])
+        write_json(metrics, record)
+
+
+def _dec_warnings(record: dict[str, Any], labels: np.ndarray, asg: xr.Dataset,
+                  thresholds: Mapping[str, Any]) -> list[dict[str, str]]:
+    """DEC / IDEC that changed too few labels, small final clusters, low silhouette."""
+    method = str(asg.attrs.get("method", "DEC"))
+    return diag.dec_unchanged(record.get("changed_fraction"),
+                              thresholds["min_dec_changed_fraction"], method) \
+        + diag.small_clusters(labels, thresholds["min_cluster_size"], f"tremor {method}") \
+        + diag.low_silhouette(record.get("silhouette"), thresholds["min_silhouette"],
+                              f"tremor {method}")
 
 
 def _events(events: Sequence[Mapping[str, Any]]
@@ -753,6 +794,16 @@ def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_m
     return x, r, np.asarray(rows), conf[picks_arr]
 
 
+def _silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean silhouette of the fine-tuned embeddings (None for a single cluster)."""
+    from sklearn.metrics import silhouette_score
+
+    if not 1 < np.unique(labels).size < labels.size:
+        return None
+    return float(silhouette_score(z, labels, sample_size=min(labels.size, 5000),
+                                  random_state=0))
+
+
 def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Dataset,
              truth: str | None) -> dict[str, Any]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -764,6 +815,9 @@ def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Da
         "dec_iterations": int(asg.attrs.get("n_iter", 0)),
         "dec_converged": bool(asg.attrs.get("converged", 0)),
         "ari_kmeans_vs_dec": float(adjusted_rand_score(y0, y1)),
+        "changed_fraction": float(asg.attrs["changed_fraction"])
+        if "changed_fraction" in asg.attrs else None,
+        "silhouette": _silhouette(z1, y1),
     }
     if truth is None:
         return out

@@ -3,9 +3,11 @@
 For every k in ``k_min..k_max``: k-means with ``n_init`` restarts (seeded), its inertia,
 and the Calinski-Harabasz (higher is better), silhouette (higher is better) and
 Davies-Bouldin (lower is better) scores; k is then chosen by the configured criterion,
-or fixed by config. The embeddings are small (thousands x tens), so the scan takes
-seconds: the k values run in parallel threads (scikit-learn's k-means releases the GIL),
-each with one OpenMP thread, and the silhouette reuses one pairwise distance matrix.
+or fixed by config. Each k also gets its stability and gap statistic
+(:mod:`seiscluster.kselect`), and the rule (``tremor.kscan.rule``) combines them with the
+criterion. The embeddings are small (thousands x tens), so the scan takes seconds: the k
+values run in parallel threads (scikit-learn's k-means releases the GIL), each with one
+OpenMP thread, and the silhouette reuses one pairwise distance matrix.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from sklearn.metrics.pairwise import euclidean_distances
 from threadpoolctl import threadpool_limits
 
+from seiscluster import kselect
 from seiscluster.errors import InputError
 
 CRITERIA = ("calinski_harabasz", "silhouette", "davies_bouldin")
@@ -48,6 +51,8 @@ class KScanResult:
     criterion: str
     message: str
     fits: dict[int, KMeansFit] = field(repr=False)
+    rule: str = "criterion"
+    criterion_k: int | None = None
 
 
 def fit_kmeans(z: np.ndarray, k: int, n_init: int = 20, seed: int = 0) -> KMeansFit:
@@ -79,6 +84,13 @@ def _fit_and_score(z: np.ndarray, k: int, n_init: int, seed: int,
     return fit, _scores(z, fit, distances, seed)
 
 
+def _stability_labels(sample: np.ndarray, draw: np.ndarray, k: int, n_init: int,
+                      seed: int) -> np.ndarray:
+    """One stability clustering: k-means of ``sample[draw]``, labels of the whole sample."""
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(sample[draw]) \
+        .predict(sample)
+
+
 def scan_k(
     z: np.ndarray,
     ks: Sequence[int],
@@ -86,17 +98,35 @@ def scan_k(
     n_init: int = 20,
     seed: int = 0,
     n_jobs: int = 1,
+    stability_seeds: int = 5,
+    stability_fraction: float = 0.8,
+    sample_size: int = SILHOUETTE_EXACT_MAX,
+    gap_references: int = 10,
 ) -> tuple[pd.DataFrame, dict[int, KMeansFit]]:
-    """k-means and scores for every k of ``ks``: the table and the fits by k."""
+    """k-means and scores for every k of ``ks``: the table and the fits by k.
+
+    Besides the criteria, every k gets its stability and gap statistic
+    (:mod:`seiscluster.kselect`) on a seeded sample of ``sample_size`` embeddings (all
+    when fewer): ``stability_seeds`` k-means (``n_init`` starts, seed ``seed + r``) each
+    fitted on ``stability_fraction`` of the sample label the sample; ``gap_references``
+    reference sets give the gap statistic.
+    """
     z = np.ascontiguousarray(z, dtype=np.float64)
     distances = euclidean_distances(z) if z.shape[0] <= SILHOUETTE_EXACT_MAX else None
-    with threadpool_limits(1):
-        out = Parallel(n_jobs=min(n_jobs, len(ks)), prefer="threads")(
-            delayed(_fit_and_score)(z, int(k), n_init, seed, distances) for k in ks
-        )
+    sample = z[kselect.subsample(z.shape[0], sample_size, np.random.default_rng([seed, 7]))]
+    draws = kselect.stability_draws(sample.shape[0], stability_seeds, stability_fraction, seed)
+    with threadpool_limits(1), Parallel(n_jobs=max(1, n_jobs), prefer="threads") as pool:
+        out = pool(delayed(_fit_and_score)(z, int(k), n_init, seed, distances) for k in ks)
+        flat = pool(delayed(_stability_labels)(sample, draw, int(k), n_init, seed + r)
+                    for k in ks for r, draw in enumerate(draws))
+        labels = {int(k): flat[i * len(draws):(i + 1) * len(draws)] for i, k in enumerate(ks)}
+        gap = kselect.gap_statistic(sample, labels, n_refs=gap_references, seed=seed,
+                                    map_fn=lambda f, args: pool(delayed(f)(*a) for a in args))
     fits = {fit.k: fit for fit, _ in out}
-    table = pd.DataFrame([row for _, row in out]).sort_values("k").reset_index(drop=True)
-    return table, fits
+    table = pd.DataFrame([row for _, row in out])
+    table["stability"] = kselect.stability_scores(labels)
+    table["gap"], table["gap_sk"] = gap["gap"].to_numpy(), gap["gap_sk"].to_numpy()
+    return table.sort_values("k").reset_index(drop=True), fits
 
 
 def choose_k(table: pd.DataFrame, criterion: str) -> tuple[int, str]:
@@ -124,8 +154,19 @@ def kscan(
     seed: int = 0,
     n_jobs: int = 1,
     source: str = "the embeddings",
+    rule: str = "stable_criterion",
+    stability_seeds: int = 5,
+    stability_fraction: float = 0.8,
+    sample_size: int = SILHOUETTE_EXACT_MAX,
+    gap_references: int = 10,
+    min_stability: float = 0.9,
 ) -> KScanResult:
-    """Scan k = k_min..k_max on embeddings ``z`` and choose k (or take ``n_clusters``)."""
+    """Scan k = k_min..k_max on embeddings ``z`` and choose k (or take ``n_clusters``).
+
+    ``rule`` (:data:`seiscluster.kselect.RULES`): ``criterion`` takes the best
+    ``criterion`` score; ``gap`` Tibshirani's rule; ``stable_*`` that choice moved to a
+    stable k (stability >= ``min_stability``) as :func:`seiscluster.kselect.choose` says.
+    """
     n = int(np.shape(z)[0])
     if k_max >= n:
         raise InputError(f"tremor.kscan.k_max ({k_max}) must be smaller than the number of "
@@ -133,14 +174,21 @@ def kscan(
     if n_clusters is not None and n_clusters > n:
         raise InputError(f"tremor.kscan.n_clusters ({n_clusters}) is larger than the number "
                          f"of samples ({n}) of {source}.")
+    kselect.check_settings("tremor.kscan", rule, stability_seeds, stability_fraction,
+                           sample_size, gap_references)
     ks = list(range(int(k_min), int(k_max) + 1))
-    table, fits = scan_k(z, ks, n_init=n_init, seed=seed, n_jobs=n_jobs)
+    table, fits = scan_k(z, ks, n_init=n_init, seed=seed, n_jobs=n_jobs,
+                         stability_seeds=stability_seeds, stability_fraction=stability_fraction,
+                         sample_size=sample_size, gap_references=gap_references)
+    criterion_k, criterion_message = choose_k(table, criterion)
     if n_clusters is None:
-        k, message = choose_k(table, criterion)
+        k, message = kselect.choose(table, rule, criterion_k, criterion_message, min_stability,
+                                    "tremor.kscan.rule")
     else:
         k = int(n_clusters)
         message = f"k={k}: fixed by tremor.kscan.n_clusters"
         if k not in fits:
             fits[k] = fit_kmeans(np.asarray(z, dtype=np.float64), k, n_init, seed)
     return KScanResult(table=table, n_clusters=k, criterion=criterion, message=message,
-                       fits=fits)
+                       fits=fits, rule=rule if n_clusters is None else "fixed",
+                       criterion_k=criterion_k)

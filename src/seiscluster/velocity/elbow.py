@@ -8,6 +8,8 @@ convex decreasing curve; it crashes with ``IndexError`` when kneed finds none.
 faster, ``n_init`` restarts), one dask task per k on the scheduler of the ``compute``
 config group (:mod:`seiscluster.compute`), adds the silhouette and Calinski-Harabasz
 scores, and when kneed finds no knee chooses k by a documented fallback rule and says so.
+It also scores the stability of every k and the gap statistic (:mod:`seiscluster.kselect`,
+on a seeded sample of ``sample_size`` profiles) and chooses k by ``rule``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 from tslearn.metrics import cdist_dtw, cdist_soft_dtw_normalized
 
+from seiscluster import kselect
 from seiscluster.compute import dask_scheduler
 from seiscluster.errors import InputError
 from seiscluster.velocity.kmeans import ProfileKMeans, check_profiles
@@ -60,10 +63,12 @@ class ElbowResult:
 
     ``table`` has one row per k: ``k``, ``distortion`` (tslearn ``inertia_``),
     ``distortion_smoothed`` (the curve given to kneed; equal to ``distortion`` when not
-    smoothing), ``silhouette``, ``calinski_harabasz``. ``knee`` is kneed's knee or None,
-    ``n_clusters`` the chosen k, ``fallback_used`` the fallback rule's name when kneed found
-    no knee, ``message`` one sentence for the log and the report, ``models`` the fitted
-    :class:`ProfileKMeans` per k (the chosen one need not be fitted again).
+    smoothing), ``silhouette``, ``calinski_harabasz``, ``stability``, ``gap``, ``gap_sk``
+    (:mod:`seiscluster.kselect`). ``knee`` is kneed's knee or None, ``n_clusters`` the
+    chosen k, ``fallback_used`` the fallback rule's name when kneed found no knee and the
+    rule used the criterion, ``criterion_k`` the knee-or-fallback choice, ``rule`` the
+    rule that chose, ``message`` one sentence for the log and the report, ``models`` the
+    fitted :class:`ProfileKMeans` per k (the chosen one need not be fitted again).
     """
 
     table: pd.DataFrame
@@ -71,6 +76,8 @@ class ElbowResult:
     n_clusters: int
     fallback_used: str | None
     message: str
+    rule: str = "criterion"
+    criterion_k: int | None = None
     models: dict[int, ProfileKMeans] = field(repr=False, default_factory=dict)
 
 
@@ -264,6 +271,14 @@ def _fit(X: np.ndarray, k: int, params: dict[str, Any]) -> ProfileKMeans:
     return ProfileKMeans(n_clusters=k, **params).fit(X)
 
 
+def _stability_labels(sample: np.ndarray, draw: np.ndarray, k: int, params: dict[str, Any],
+                      seed: int) -> np.ndarray:
+    """One stability clustering: fitted on ``sample[draw]`` with ``seed``, labels of the
+    whole sample (nearest centre in the clustering metric)."""
+    return ProfileKMeans(n_clusters=k, **{**params, "random_state": seed}) \
+        .fit(sample[draw]).predict(sample)
+
+
 def elbow_scan(
     X: Any,
     nrange: Sequence[int] | None = None,
@@ -280,6 +295,12 @@ def elbow_scan(
     sensitivity: float = 1.0,
     fallback: str = "silhouette",
     silhouette_sample_size: int = 2000,
+    rule: str = "stable_criterion",
+    stability_seeds: int = 5,
+    stability_fraction: float = 0.8,
+    sample_size: int = 1000,
+    gap_references: int = 10,
+    min_stability: float = 0.9,
     n_jobs: int | None = 1,
     compute: Mapping[str, Any] | None = None,
 ) -> ElbowResult:
@@ -296,10 +317,24 @@ def elbow_scan(
     profiles. When kneed finds no knee, the ``fallback`` rule picks the k that maximises the
     silhouette, the Calinski-Harabasz score or the second difference of the analysed distortion
     curve, or takes the smallest (``k_min``) or largest (``k_max``) k.
+
+    Stability and gap (:mod:`seiscluster.kselect`) use a sample of ``sample_size`` profiles
+    (all when fewer; drawn with ``random_state``): for every k, ``stability_seeds``
+    clusterings, each fitted like the scan's (same metric and ``n_init``) with seed
+    ``random_state + r`` on ``stability_fraction`` of the sample, label the sample; their
+    mean pairwise ARI is the stability, their smallest Euclidean W_k the gap statistic's,
+    against ``gap_references`` reference sets. ``rule`` (:data:`seiscluster.kselect.RULES`)
+    chooses k: ``criterion`` is the knee (or fallback) choice above; the ``stable_*`` rules
+    use ``min_stability``.
     """
     X = check_profiles(X)
     ks = _check_nrange(nrange, X.shape[0])
     _check_options(fallback, random_state, silhouette_sample_size, sensitivity)
+    kselect.check_settings("velocity.elbow", rule, stability_seeds, stability_fraction,
+                           sample_size, gap_references)
+    seed = int(random_state or 0)
+    sample = X[kselect.subsample(X.shape[0], sample_size, np.random.default_rng([seed, 7]))]
+    draws = kselect.stability_draws(sample.shape[0], stability_seeds, stability_fraction, seed)
     n_threads = effective_n_jobs(n_jobs)
     params = dict(
         metric=metric, n_init=n_init, max_iter=max_iter, tol=tol,
@@ -309,6 +344,15 @@ def elbow_scan(
     with dask_scheduler(compute, n_threads) as session:
         shared = session.share(X)
         models = dask.compute(*(dask.delayed(_fit)(shared, k, params) for k in ks))
+        shared_sample = session.share(sample)
+        flat = dask.compute(*(
+            dask.delayed(_stability_labels)(shared_sample, draw, k, params, seed + r)
+            for k in ks for r, draw in enumerate(draws)))
+        labels = {k: flat[i * len(draws):(i + 1) * len(draws)] for i, k in enumerate(ks)}
+        with threadpool_limits(limits=1):
+            gap = kselect.gap_statistic(
+                sample, labels, n_refs=gap_references, seed=seed,
+                map_fn=lambda f, args: dask.compute(*(dask.delayed(f)(*a) for a in args)))
     distortion = np.array([model.inertia_ for model in models])
     with threadpool_limits(limits=n_threads):
         silhouette, calinski_harabasz = _quality(
@@ -321,10 +365,16 @@ def elbow_scan(
         "distortion_smoothed": smooth_curve(distortion, smooth_n) if smooth else distortion,
         "silhouette": silhouette,
         "calinski_harabasz": calinski_harabasz,
+        "stability": kselect.stability_scores(labels),
+        "gap": gap["gap"].to_numpy(),
+        "gap_sk": gap["gap_sk"].to_numpy(),
     })
     knee = find_knee(ks, table["distortion_smoothed"], sensitivity)
-    chosen, used, message = _choose(table, knee, fallback)
+    criterion_k, used, criterion_message = _choose(table, knee, fallback)
+    chosen, message = kselect.choose(table, rule, criterion_k, criterion_message.rstrip("."),
+                                     min_stability, "velocity.elbow.rule")
     return ElbowResult(
-        table=table, knee=knee, n_clusters=chosen, fallback_used=used, message=message,
-        models=dict(zip(ks, models, strict=True)),
+        table=table, knee=knee, n_clusters=chosen,
+        fallback_used=used if rule.endswith("criterion") else None, message=message + ".",
+        rule=rule, criterion_k=criterion_k, models=dict(zip(ks, models, strict=True)),
     )

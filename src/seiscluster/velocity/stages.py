@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 
+from seiscluster import diagnostics as diag
 from seiscluster.compute import dask_scheduler
 from seiscluster.config import check_metric_params
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
@@ -74,36 +75,55 @@ def profiles(
 def elbow(
     *, profiles: str, table: str, choice: str, figure: str, kmeans: Mapping[str, Any],
     elbow: Mapping[str, Any], dpi: int = 120, threads: int = 1,
-    compute: Mapping[str, Any] | None = None,
+    compute: Mapping[str, Any] | None = None, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Elbow scan over ``nrange`` (one dask task per k on the ``compute`` section's
-    scheduler): table (CSV), choice (JSON) and figure."""
+    scheduler) with stability and gap scores: table (CSV), choice (JSON, with the rule, the
+    scores of the chosen k and the ``warnings`` of :mod:`seiscluster.diagnostics`) and
+    figure."""
     X = _load_profiles(profiles)[1]
+    thresholds = diag.settings(diagnostics)
     start = time.perf_counter()
     result = elbow_scan(X, **_kmeans_kwargs(kmeans), **dict(elbow), n_jobs=threads,
-                        compute=compute)
+                        compute=compute, min_stability=thresholds["min_stability"])
     seconds = time.perf_counter() - start
     (log.warning if result.fallback_used else log.info)(result.message)
+    k = int(result.n_clusters)
+    warnings = diag.scan_warnings(
+        result.table, k, result.models[k].labels_ + 1, chosen=True, thresholds=thresholds,
+        n_seeds=int(elbow.get("stability_seeds", 5)), what="velocity k-means scan")
+    diag.log_warnings(log, warnings)
     with atomic_path(table) as tmp:
         result.table.to_csv(tmp, index=False)
     write_json(choice, {
-        "n_clusters": int(result.n_clusters),
+        "n_clusters": k,
         "knee": None if result.knee is None else int(result.knee),
         "fallback_used": result.fallback_used,
+        "rule": result.rule,
+        "criterion_k": result.criterion_k,
         "message": result.message,
+        "scores": _row(result.table, k),
+        "warnings": warnings,
         "seconds": round(seconds, 3),
     })
     from seiscluster.plots.elbow import plot_elbow
     from seiscluster.plots.style import save
 
-    save(plot_elbow(result.table, result.knee, result.n_clusters, result.message), figure, dpi)
+    save(plot_elbow(result.table, result.knee, result.n_clusters, result.message,
+                    thresholds["min_stability"]), figure, dpi)
+
+
+def _row(table: pd.DataFrame, k: int) -> dict[str, float]:
+    """The scores of one k of a scan table, as plain floats (NaN as None)."""
+    row = table[table["k"] == k].iloc[0]
+    return {c: (None if pd.isna(row[c]) else float(row[c])) for c in table.columns if c != "k"}
 
 
 def fit_kmeans(
     *, profiles: str, cluster_map: str, clusters: str, model: str, seisgo: str,
     metrics: str, kmeans: Mapping[str, Any], source: str, tag: str,
     choice: str | None = None, table: str | None = None, threads: int = 1,
-    silhouette_sample_size: int = 2000,
+    silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """k-means fit with k from the config or the elbow choice; writes all its products.
 
@@ -139,13 +159,14 @@ def fit_kmeans(
                     {"method": "kmeans", "n_clusters": int(n_clusters),
                      "inertia": float(est.inertia_), "fit_seconds": round(seconds, 3)},
                     cluster_map=cluster_map, clusters=clusters, model=model, seisgo=seisgo,
-                    metrics=metrics, sample_size=silhouette_sample_size)
+                    metrics=metrics, sample_size=silhouette_sample_size,
+                    diagnostics=diagnostics)
 
 
 def fit_som(
     *, profiles: str, cluster_map: str, clusters: str, model: str, seisgo: str,
     metrics: str, som: Mapping[str, Any], source: str, tag: str,
-    silhouette_sample_size: int = 2000,
+    silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Self-organizing map fit; the winning node of each profile is its cluster."""
     prof, X = _load_profiles(profiles)
@@ -184,7 +205,8 @@ def fit_som(
                      "topographic_error": _maybe_float(est.topographic_error_),
                      "fit_seconds": round(seconds, 3)},
                     cluster_map=cluster_map, clusters=clusters, model=model, seisgo=seisgo,
-                    metrics=metrics, sample_size=silhouette_sample_size)
+                    metrics=metrics, sample_size=silhouette_sample_size,
+                    diagnostics=diagnostics)
 
 
 def figures(
@@ -223,11 +245,20 @@ def _write_products(
     prof: xr.Dataset, labels: np.ndarray, ds: xr.Dataset, estimator: Any,
     record: dict[str, Any], pickle_name: str, summary: dict[str, Any], *,
     cluster_map: str, clusters: str, model: str, seisgo: str, metrics: str, sample_size: int,
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     X = profile_array(prof)
     seed = int(getattr(estimator, "random_state", 0) or 0)
     summary = {**summary, "n_profiles": int(X.shape[0]),
                **_scores(X, labels, prof, sample_size, seed)}
+    thresholds = diag.settings(diagnostics)
+    what = f"velocity {summary['method']}"
+    warnings = diag.small_clusters(labels, thresholds["min_cluster_size"], what) \
+        + diag.low_silhouette(summary.get("silhouette"), thresholds["min_silhouette"], what) \
+        + diag.high_topographic_error(summary.get("topographic_error"),
+                                      thresholds["max_topographic_error"])
+    diag.log_warnings(log, warnings)
+    summary["warnings"] = warnings
     with atomic_path(cluster_map) as tmp:
         record["cluster_map"].to_csv(tmp, index=False)
     write_netcdf(ds.assign_attrs({k: v for k, v in summary.items()
