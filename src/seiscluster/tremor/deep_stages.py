@@ -730,7 +730,7 @@ def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_m
 
 def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Dataset,
              truth: str | None) -> dict[str, Any]:
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from sklearn.metrics import adjusted_rand_score
 
     out: dict[str, Any] = {
         "n_samples": samples.n,
@@ -742,26 +742,18 @@ def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Da
     }
     if truth is None:
         return out
-    t = pd.read_csv(truth)
-    if not {"window_start", "regime"} <= set(t.columns):
-        raise InputError(f"{truth} must have the columns window_start and regime.")
-    times = pd.to_datetime(t["window_start"], utc=True).dt.tz_localize(None).to_numpy("M8[ns]")
-    regime = pd.Series(t["regime"].astype(str).to_numpy(), index=times)
-    regime = regime[~regime.index.duplicated()]
-    sample_regime = regime.reindex(samples.window.astype("M8[ns]")).to_numpy()
-    ok = pd.notna(sample_regime)
-    if not ok.any():
+    from seiscluster.tremor.synthetic import truth_of, truth_scores
+
+    regime, fraction = truth_of(truth, samples.window)
+    if all(r is None for r in regime):
         raise InputError(f"no window of the spectrograms has a regime in {truth}.")
-    truth_labels = sample_regime[ok].astype(str)
+    dec = truth_scores(regime, fraction, y1)
+    before = truth_scores(regime, fraction, y0)
     out.update({
-        "n_with_truth": int(ok.sum()),
-        "ari": float(adjusted_rand_score(truth_labels, y1[ok])),
-        "nmi": float(normalized_mutual_info_score(truth_labels, y1[ok])),
-        "ari_kmeans": float(adjusted_rand_score(truth_labels, y0[ok])),
-        "nmi_kmeans": float(normalized_mutual_info_score(truth_labels, y0[ok])),
-        "contingency": pd.crosstab(pd.Series(truth_labels, name="regime"),
-                                   pd.Series(y1[ok], name="cluster"))
-        .rename(columns=str).to_dict(orient="index"),
+        "n_with_truth": dec["n_with_truth"], "ari": dec["ari"], "nmi": dec["nmi"],
+        "ari_kmeans": before["ari"], "nmi_kmeans": before["nmi"],
+        "n_pure": dec["n_pure"], "ari_pure": dec["ari_pure"],
+        "contingency": dec["contingency"],
     })
     log.info("ARI vs %s: %.3f (k-means before fine-tuning %.3f)", truth, out["ari"],
              out["ari_kmeans"])
