@@ -31,6 +31,7 @@ amplitudes, days and sampling rate) were used while choosing the defaults; ``hel
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -82,7 +83,8 @@ def archive(name: str) -> tuple[Path, Path]:
     folder = CACHE / name
     truth = folder / "truth.csv"
     stamp = folder / "settings.json"
-    settings = json.dumps(ARCHIVES[name], sort_keys=True)
+    code = hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
+    settings = json.dumps({**ARCHIVES[name], "generator": code}, sort_keys=True)
     if not (truth.exists() and stamp.exists() and stamp.read_text() == settings):
         ex = synthetic.make_example(ARCHIVES[name])
         synthetic.write_example(ex, folder / "waveforms", truth)

@@ -313,7 +313,17 @@ def pool_time(cells: np.ndarray, index: np.ndarray, how: str, percentile: float)
     pad = (index < 0)[:, :, None]
     if how == "max":
         return np.where(pad, -np.inf, gathered).max(axis=-2)
-    return np.nanpercentile(np.where(pad, np.nan, gathered), percentile, axis=-2)
+    # percentile with linear interpolation over each cell's own frames (pads sort last)
+    ordered = np.sort(np.where(pad, np.inf, gathered), axis=-2)
+    count = (index >= 0).sum(axis=1)  # (n_time,)
+    pos = (count - 1) * percentile / 100.0
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, count - 1)
+    frac = (pos - lo)[:, None]
+    shape = (*ordered.shape[:-3], index.shape[0], 1, ordered.shape[-1])
+    a, b = (np.take_along_axis(ordered, np.broadcast_to(i[:, None, None], shape),
+                               axis=-2)[..., 0, :] for i in (lo, hi))
+    return a + frac * (b - a)
 
 
 def cell_average_matrix(points: np.ndarray, edges: np.ndarray, oversample: int = 16) \

@@ -77,6 +77,8 @@ COARSE = 2.0
 LEVEL_RANGE = (0.7, 1.4)
 #: Carriers of the swarm events (Hz): each event takes one.
 SWARM_BANDS = ((2.0, 8.0), (4.0, 15.0))
+#: Durations (full width at half maximum, s) of the vehicle passes of the cultural noise.
+PASS_FWHM = (10.0, 20.0, 30.0, 40.0)
 #: Lowest sampling rate: the swarm's content reaches 15 Hz.
 MIN_RATE = 32.0
 
@@ -153,12 +155,18 @@ def make_example(settings: ExampleSettings | Mapping[str, Any] | None = None, *,
     total = n / fs
     episodes = _episodes(total, s, rng)
     tc = np.arange(int(total * COARSE) + 2) / COARSE  # coarse time grid (s)
-    weights = _episode_weights(tc, episodes, s.transition_minutes * 60.0)  # (E, m)
+    width = s.transition_minutes * 60.0
     x = _background(n, fs, tc, s, rng)
     f0 = rng.uniform(1.0, 1.5)  # one resonator: every harmonic episode shares its fundamental
-    half = s.transition_minutes * 30.0
+    half = width / 2
     events = np.zeros(len(episodes), dtype=np.int64)
+    shares = np.zeros((len(REGIMES), tc.size))  # cross-fade weight of each regime
     for e, ep in enumerate(episodes.itertuples()):
+        c0 = max(0, int((ep.start - half) * COARSE))
+        c1 = min(tc.size, math.ceil((ep.end + half) * COARSE) + 1)
+        w = _episode_weight(tc[c0:c1], ep.start, ep.end, e == 0, e == len(episodes) - 1,
+                            width)
+        shares[ep.code, c0:c1] += w
         if ep.code == 0:
             continue
         a = max(0, int((ep.start - half) * fs))
@@ -169,13 +177,13 @@ def make_example(settings: ExampleSettings | Mapping[str, Any] | None = None, *,
             part = _spasmodic(b - a, fs, rng, s.spasmodic_amplitude)
         else:
             part, events[e] = _swarm(b - a, fs, rng, s)
-        w = np.interp(np.arange(a, b) / fs, tc, weights[e])
-        x[a:b] += part * ep.level * w
+        part *= ep.level * np.interp(np.arange(a, b) / fs, tc[c0:c1], w)
+        x[a:b] += part
     teles = _teleseisms(x, fs, s.teleseisms, rng)
     gaps = _gaps(n_windows, nwin, rng, s.gap_fractions)
     for a, b in gaps:
         x[a:b] = np.nan
-    truth = _truth(tc, weights, episodes, n_windows, window_length, t0)
+    truth = _truth(tc, shares, n_windows, window_length, t0)
     step = np.timedelta64(round(window_length * 1e9), "ns")
     t_ns = np.datetime64(t0.ns, "ns")
     gap_table = pd.DataFrame({
@@ -293,21 +301,18 @@ def _ramp(u: np.ndarray, width: float) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * v)
 
 
-def _episode_weights(t: np.ndarray, episodes: pd.DataFrame, width: float) -> np.ndarray:
-    """(episodes, times) cross-fade weights; they sum to 1 at every time."""
-    starts, ends = episodes["start"].to_numpy(), episodes["end"].to_numpy()
-    up = np.where(np.arange(starts.size)[:, None] == 0, 1.0,
-                  _ramp(t[None, :] - starts[:, None], width))
-    down = np.where(np.arange(ends.size)[:, None] == ends.size - 1, 1.0,
-                    1.0 - _ramp(t[None, :] - ends[:, None], width))
-    return up * down
+def _episode_weight(t: np.ndarray, start: float, end: float, first: bool, last: bool,
+                    width: float) -> np.ndarray:
+    """Cross-fade weight of one episode at times ``t``: rising around its start (unless it
+    is the first), falling around its end (unless the last); consecutive episodes' weights
+    sum to 1."""
+    up = np.ones(t.size) if first else _ramp(t - start, width)
+    return up if last else up * (1.0 - _ramp(t - end, width))
 
 
-def _truth(tc: np.ndarray, weights: np.ndarray, episodes: pd.DataFrame, n_windows: int,
-           window_length: float, t0: UTCDateTime) -> pd.DataFrame:
+def _truth(tc: np.ndarray, per_regime: np.ndarray, n_windows: int, window_length: float,
+           t0: UTCDateTime) -> pd.DataFrame:
     """Per window: the share of each regime, its majority regime and that share."""
-    per_regime = np.zeros((len(REGIMES), tc.size))
-    np.add.at(per_regime, episodes["code"].to_numpy(), weights)
     w = np.minimum((tc // window_length).astype(np.int64), n_windows)
     share = np.stack([np.bincount(w, weights=r, minlength=n_windows + 1)[:n_windows]
                       for r in per_regime], axis=1)
@@ -377,23 +382,23 @@ def _background(n: int, fs: float, tc: np.ndarray, s: ExampleSettings,
 
 def _cultural(n: int, fs: float, tc: np.ndarray, hour: np.ndarray,
               rng: np.random.Generator) -> np.ndarray:
-    """Unit-rms daytime cultural noise: 4-15 Hz hum (06-20 h) plus emergent vehicle passes
-    (Gaussian envelopes of 10-40 s, about 6 per daytime hour)."""
+    """Daytime cultural noise: 4-15 Hz hum (06-20 h) plus emergent vehicle passes (Gaussian
+    envelopes of ``PASS_FWHM`` s, about 6 per daytime hour)."""
     day = _ramp(hour - 6.0, 1.0) * (1.0 - _ramp(hour - 20.0, 1.0))
     days = tc[-1] / 86400.0
     n_pass = rng.poisson(6 * 14 * days)
     centres = rng.uniform(0, tc[-1], n_pass)
     centres = centres[day[np.minimum((centres * COARSE).astype(np.int64), tc.size - 1)] > 0.5]
-    widths = rng.uniform(10.0, 40.0, centres.size) / 2.355  # FWHM 10-40 s
+    widths = rng.choice(PASS_FWHM, centres.size) / 2.355  # Gaussian sigma (s)
     amps = rng.uniform(0.8, 2.0, centres.size)
     # pulses on the coarse grid: each a Gaussian, summed by a histogram + per-width blur
     envelope = 0.7 * day
-    for sigma_bin in np.unique(np.round(widths * COARSE).astype(np.int64)):
-        pick = np.round(widths * COARSE).astype(np.int64) == sigma_bin
+    for sigma in np.unique(widths):
+        pick = widths == sigma
         impulses = np.bincount((centres[pick] * COARSE).astype(np.int64), weights=amps[pick],
                                minlength=tc.size)[:tc.size]
-        k = np.arange(-4 * sigma_bin, 4 * sigma_bin + 1)
-        envelope += np.convolve(impulses, np.exp(-0.5 * (k / max(sigma_bin, 1)) ** 2), "same")
+        k = np.arange(-4 * sigma * COARSE, 4 * sigma * COARSE + 1) / COARSE
+        envelope += signal.oaconvolve(impulses, np.exp(-0.5 * (k / sigma) ** 2), "same")
     carrier = _bandpassed(n, fs, 4.0, min(15.0, 0.45 * fs), rng, order=3)
     return carrier * np.interp(np.arange(n) * (COARSE / fs), np.arange(tc.size), envelope)
 
