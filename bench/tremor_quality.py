@@ -69,9 +69,11 @@ ARCHIVES = {
                 "microseism_amplitude": 6.0, "teleseisms": 1,
                 "gap_fractions": [0.004, 0.03, 0.45]},
 }
-REPS = ["baseline", "features", "features:sets=level+impulsiveness+ratios+flatness",
-        "features:sets=level", "features:sets=level+impulsiveness",
-        "features:sets=impulsiveness+ratios", "features:frame=2.5", "features:frame=10",
+REPS = ["baseline", "features",
+        "features:sets=level+spikiness+kurtosis+onset+ratios+flatness",
+        "features:sets=level", "features:sets=spikiness+kurtosis+onset+ratios+flatness",
+        "features:sets=kurtosis+spikiness+ratios+flatness", "features:frame=2.5",
+        "features:frame=10",
         "features:scaling=robust",
         "spectrogram:mean", "spectrogram:max", "spectrogram:percentile"]
 #: ``features:<key>=<value>,...`` -> ``tremor.features.<key>`` ('+' separates list items).

@@ -356,7 +356,8 @@ class FeaturesConfig:
     bands: list[list[float]] = field(default_factory=lambda: [
         [0.5, 1.0], [1.0, 2.0], [2.0, 4.0], [4.0, 8.0], [8.0, 16.0]])
     percentiles: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 99.0])
-    sets: list[str] = field(default_factory=lambda: ["impulsiveness", "ratios", "flatness"])
+    sets: list[str] = field(default_factory=lambda: ["kurtosis", "onset", "ratios",
+                                                     "flatness"])
     scaling: str = "zscore"
 
 
@@ -557,7 +558,7 @@ def check_compute(compute: Any) -> None:
 
 
 #: Feature groups of ``tremor.features.sets``, scalings and the labels a run can call primary.
-FEATURE_SETS = ("level", "impulsiveness", "ratios", "flatness")
+FEATURE_SETS = ("level", "spikiness", "kurtosis", "onset", "ratios", "flatness")
 FEATURE_SCALINGS = ("zscore", "robust")
 PRIMARY_LABELS = ("features", "dec")
 

@@ -64,7 +64,7 @@ def values(built, name: str, fs: feat.FeatureSettings) -> pd.Series:
 
 
 def test_impulsive_window_has_high_impulsiveness_stationary_low(built):
-    fs = settings()
+    fs = settings(sets=["spikiness", "kurtosis", "onset"])
     noise, events = values(built, "noise", fs), values(built, "events", fs)
     for band in fs.band_names()[1:]:
         assert noise[f"p99_p50_{band}"] < np.log10(4.0)  # p99 / median of chi2-like power
@@ -75,7 +75,7 @@ def test_impulsive_window_has_high_impulsiveness_stationary_low(built):
 
 
 def test_levels_ratios_and_flatness(built):
-    fs = settings()
+    fs = settings(sets=["level", "ratios", "flatness"])
     noise, tone = values(built, "noise", fs), values(built, "tone", fs)
     bands = fs.band_names()
     # white noise: band power proportional to band width, so each octave doubles
@@ -91,7 +91,7 @@ def test_levels_ratios_and_flatness(built):
 
 def test_sets_select_the_columns(built):
     frames, ok, freqs = built["noise"]
-    for sets in (["level"], ["impulsiveness", "flatness"], ["ratios"]):
+    for sets in (["level"], ["kurtosis", "onset", "flatness"], ["spikiness", "ratios"]):
         fs = settings(sets=sets)
         x = feat.compute_features(frames, ok, freqs, fs)
         names = [n for n, _, _ in feat.feature_names(fs)]

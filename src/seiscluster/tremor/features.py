@@ -8,11 +8,11 @@ taper, gap and taper frames left out):
 
 - ``level``: percentiles (``percentiles``) of the band power over the window's frames,
   log10 — the quiet floor, the typical and the loud moments;
-- ``impulsiveness``: log10 of the 99th percentile / median of the band power, log10 of
-  the kurtosis of the band amplitude (its square root) — high for sparse transients,
-  about 0 and 0.5 for stationary noise — and the 99th percentile of the rise of log10 band
-  power from one frame to the next (``onset``): high for sudden onsets (earthquakes), low
-  for emergent ones (passing vehicles, tremor swelling over minutes);
+- impulsiveness: ``spikiness``, log10 of the 99th percentile / median of the band power;
+  ``kurtosis``, log10 of the kurtosis of the band amplitude (its square root) — both high
+  for sparse transients, low for stationary noise (kurtosis about 3: 0.5); ``onset``, the
+  99th percentile of the rise of log10 band power from one frame to the next: high for
+  sudden onsets (earthquakes), lower for emergent ones (vehicles, tremor swelling);
 - ``ratios``: RSAM (log10 mean band amplitude) and DSAR-style ratios, log10 of the mean
   amplitude of each band over that of the next band up;
 - ``flatness``: log10 spectral flatness (geometric / arithmetic mean) of the window's
@@ -99,11 +99,13 @@ def feature_names(fs: FeatureSettings) -> list[tuple[str, str, str]]:
         if group == "level":
             out += [(f"p{q:g}_{b}", f"{q:g}th percentile over frames of the {b} band power",
                      "log10(units**2)") for q in fs.percentiles for b in bands]
-        elif group == "impulsiveness":
+        elif group == "spikiness":
             out += [(f"p99_p50_{b}", f"99th percentile / median of the {b} band power",
                      "log10(1)") for b in bands]
+        elif group == "kurtosis":
             out += [(f"kurtosis_{b}", f"kurtosis of the {b} band amplitude over frames",
                      "log10(1)") for b in bands]
+        elif group == "onset":
             out += [(f"onset_{b}", f"99th percentile of the rise of the {b} band power "
                      "from one frame to the next", "log10(1)") for b in bands]
         elif group == "ratios":
@@ -114,6 +116,8 @@ def feature_names(fs: FeatureSettings) -> list[tuple[str, str, str]]:
         elif group == "flatness":
             out += [(f"flatness_{b}", f"spectral flatness of the median spectrum in {b}",
                      "log10(1)") for b in bands]
+        else:
+            raise InputError(f"{FKEY}.sets: unknown group {group!r}.")
     return out
 
 
@@ -138,6 +142,7 @@ def compute_features(frames: np.ndarray, ok: np.ndarray, freqs: np.ndarray,
                      fs: FeatureSettings) -> np.ndarray:
     """Features (n, n_features) of windows given their frame PSDs (n, n_frames, n_bins)
     over ``freqs`` and which frames are complete (n, n_frames); vectorised over windows."""
+    feature_names(fs)  # every group known
     weights = band_matrix(freqs, fs.bands)
     power = frames @ weights  # (n, k, B) band power
     power = np.where(ok[:, :, None], power, np.nan)
@@ -150,14 +155,17 @@ def compute_features(frames: np.ndarray, ok: np.ndarray, freqs: np.ndarray,
             if group == "level":
                 q = np.nanpercentile(logp, fs.percentiles, axis=1)  # (Q, n, B)
                 cols += [q.transpose(1, 0, 2).reshape(q.shape[1], -1)]
-            elif group == "impulsiveness":
+            elif group == "spikiness":
                 hi, mid = np.nanpercentile(logp, IMPULSE_PERCENTILES, axis=1)
+                cols += [hi - mid]
+            elif group == "kurtosis":
                 centred = amp - np.nanmean(amp, axis=1, keepdims=True)
                 m2 = np.nanmean(centred ** 2, axis=1)
                 m4 = np.nanmean(centred ** 4, axis=1)
                 kurt = np.where(m2 > 0, m4 / np.maximum(m2, tiny) ** 2, 1.0)
-                rise = np.nanpercentile(np.diff(logp, axis=1), 99.0, axis=1)
-                cols += [hi - mid, np.log10(np.maximum(kurt, tiny)), rise]
+                cols += [np.log10(np.maximum(kurt, tiny))]
+            elif group == "onset":
+                cols += [np.nanpercentile(np.diff(logp, axis=1), 99.0, axis=1)]
             elif group == "ratios":
                 rsam = np.log10(np.maximum(np.nanmean(amp, axis=1), tiny))
                 cols += [rsam, rsam[:, :-1] - rsam[:, 1:]]
