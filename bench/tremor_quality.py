@@ -73,7 +73,7 @@ REPS = ["baseline", "features",
         "features:sets=level+spikiness+kurtosis+onset+ratios+flatness",
         "features:sets=level", "features:sets=spikiness+kurtosis+onset+ratios+flatness",
         "features:sets=kurtosis+spikiness+ratios+flatness", "features:frame=2.5",
-        "features:frame=10",
+        "features:frame=5",
         "features:scaling=robust",
         "spectrogram:mean", "spectrogram:max", "spectrogram:percentile"]
 #: ``features:<key>=<value>,...`` -> ``tremor.features.<key>`` ('+' separates list items).

@@ -352,7 +352,7 @@ class KScanConfig:
 class FeaturesConfig:
     """Interpretable per-window features (``seiscluster.tremor.features``)."""
 
-    frame_seconds: float = 5.0
+    frame_seconds: float = 10.0
     bands: list[list[float]] = field(default_factory=lambda: [
         [0.5, 1.0], [1.0, 2.0], [2.0, 4.0], [4.0, 8.0], [8.0, 16.0]])
     percentiles: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 99.0])
