@@ -88,8 +88,8 @@ def test_swarm_rates_in_range(ex):
 
 
 def test_swarm_is_weak_on_average_but_impulsive(ex):
-    """A swarm hour's mean 2-12 Hz power is close to the background's (0.7 to 2 times, in
-    the median) while its frame powers are spiky (p99 / median several times the
+    """A swarm hour's mean 2-12 Hz power is close to the background's (0.7 to 2.5 times, in
+    the median of four days) while its frame powers are spiky (p99 / median several times the
     background's)."""
     x = signal.sosfilt(signal.butter(4, [2, 12], "bandpass", fs=ex.sampling_rate,
                                      output="sos"), hourly(ex), axis=1)
@@ -101,7 +101,7 @@ def test_swarm_is_weak_on_average_but_impulsive(ex):
     mean = pd.Series(p.mean(axis=1)[pure]).groupby(regime[pure]).median()
     spiky = pd.Series(np.percentile(p[pure], 99, axis=1) / np.median(p[pure], axis=1)) \
         .groupby(regime[pure]).median()
-    assert 0.7 < mean["earthquake_swarm"] / mean["background"] < 2.0
+    assert 0.7 < mean["earthquake_swarm"] / mean["background"] < 2.5
     assert spiky["earthquake_swarm"] > 3 * spiky["background"]
     assert mean["harmonic_tremor"] > mean["background"]  # (its lines sit below 2 Hz)
 
