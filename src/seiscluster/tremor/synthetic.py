@@ -32,8 +32,9 @@ regimes (never the same twice in a row); consecutive episodes cross-fade over
   Gutenberg-Richter amplitudes (Pareto, b = 1, from ``swarm_amplitude`` times the floor up
   to ``swarm_max_amplitude`` times it) and 2-8 Hz or 4-15 Hz content. With the defaults the
   median hourly mean 2-12 Hz power of swarm hours is 1 to 2 times the background hours'
-  (1.2 in one 4-day realisation, 2.05 in another; the interquartile ranges overlap), while the 99th-percentile / median ratio of their 5 s
-  frame powers is 6-13 (interquartile; background 1.4-1.7).
+  (1.2 in one 4-day realisation, 2.05 in another; the interquartile ranges overlap),
+  while the 99th-percentile / median ratio of their 5 s frame powers is 6-13
+  (interquartile; background 1.4-1.7).
 
 Truth (``truth.csv``): per window the share of each regime (the mean of its cross-fade weight
 over the window), the majority regime (``regime``) and its share (``fraction``, 1 for a
