@@ -19,7 +19,8 @@ from seiscluster.velocity import stages as velocity
 
 VELOCITY_SECTIONS = ["velocity-profiles", "velocity-elbow", "velocity-kmeans", "velocity-som"]
 TREMOR_SECTIONS = ["tremor-spectrograms", "tremor-skipped", "tremor-training", "tremor-kscan",
-                   "tremor-dec", "tremor-tsne", "tremor-timeline", "tremor-examples"]
+                   "tremor-dec", "tremor-features", "tremor-tsne", "tremor-timeline",
+                   "tremor-examples"]
 PROVENANCE = {
     "config": {"run": "products", "seed": 0, "velocity": {"methods": ["kmeans", "som"]}},
     "versions": {"seiscluster": "0.1.0", "numpy": "2.1.3", "snakemake": "9.3.0"},
@@ -189,6 +190,32 @@ def test_the_k_scan_explains_its_choice_and_warns(products, tmp_path):
     assert "<strong>Choice of k.</strong> k=6 was chosen by the rule stable_criterion" in body
     assert re.search(r"<td>6</td>\s*<td>12.5</td>\s*<td>0.97</td>", body)
     assert "<code>k_at_bound</code>" in body and "<code>small_cluster</code>" in body
+
+
+def test_features_section_sits_beside_the_embedding(products, tmp_path):
+    dec = {"n_samples": 23, "n_clusters": 2, "cluster_sizes": [15, 8], "ari": 0.5,
+           "nmi": 0.4}
+    feat = {"n_samples": 23, "n_clusters": 3, "cluster_sizes": [10, 8, 5], "ari": 0.9375,
+            "ari_pure": 0.99, "nmi": 0.9,
+            "contingency": {"background": {"1": 10, "2": 0, "3": 0}}}
+    choice = {"n_clusters": 3, "message": "k=3: highest calinski-harabasz score (42)"}
+    for name, record in (("dec.json", dec), ("feat.json", feat), ("choice.json", choice)):
+        (tmp_path / name).write_text(json.dumps(record))
+    pd.DataFrame({"window_start": ["2021-03-12T00:00:00"], "cluster": [1],
+                  "representation": ["features"]}).to_csv(tmp_path / "labels.csv", index=False)
+    inputs = {k: v for k, v in products.items() if not k.startswith(("profiles", "elbow",
+                                                                      "kmeans", "som"))}
+    report_stage(report=str(tmp_path / "r.html"), dec_metrics=str(tmp_path / "dec.json"),
+                 features_metrics=str(tmp_path / "feat.json"),
+                 features_choice=str(tmp_path / "choice.json"),
+                 labels=str(tmp_path / "labels.csv"), **inputs)
+    body = sections((tmp_path / "r.html").read_text())["tremor-features"]
+    assert "k=3: highest calinski-harabasz score (42)" in body
+    assert "come from the features" in body
+    assert re.search(r"<td>ARI vs truth \(majority regime\)</td>\s*<td>0.9375</td>\s*"
+                     r"<td>0.5</td>", body)
+    assert "10, 8, 5" in body and "15, 8" in body
+    assert "No feature k scan figure was given to the report." in body
 
 
 def test_bad_provenance_is_an_input_error(products, tmp_path):

@@ -22,9 +22,9 @@ from seiscluster.stagekeys import (
     stage_stems,
 )
 
-TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_spectrogram_figures",
-                 "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune",
-                 "tremor_deep_figures"]
+TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_features",
+                 "tremor_spectrogram_figures", "tremor_pretrain", "tremor_embed_kscan",
+                 "tremor_finetune", "tremor_deep_figures", "tremor_labels"]
 
 
 def keys(overrides):
@@ -56,13 +56,22 @@ def test_active_stages_follow_branches_methods_and_choices():
 
 
 def test_a_changed_value_changes_the_keys_of_its_stage_and_downstream_only():
-    assert changed(["tremor.dec.kl_weight=0.2"]) == {"tremor_finetune", "tremor_deep_figures"}
+    assert changed(["tremor.dec.kl_weight=0.2"]) == {"tremor_finetune", "tremor_deep_figures",
+                                                     "tremor_labels"}
+    assert changed(["tremor.features.frame_seconds=2.5"]) == {"tremor_features",
+                                                              "tremor_labels"}
+    assert changed(["tremor.primary_labels=dec"]) == {"tremor_labels"}
+    assert changed(["tremor.spectrogram.pooling=max"]) == {
+        "tremor_spectrograms", "tremor_features", "tremor_spectrogram_figures",
+        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures",
+        "tremor_labels"}
     assert changed(["velocity.profiles.dz=2"]) == {
         "velocity_profiles", "velocity_elbow", "velocity_kmeans", "velocity_som",
         "velocity_kmeans_figures", "velocity_som_figures"}
     assert changed(["velocity.som.sigma=0.5"]) == {"velocity_som", "velocity_som_figures"}
     assert changed(["tremor.pretrain.lr=0.002"]) == {
-        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures"}
+        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures",
+        "tremor_labels"}
     assert changed(["velocity.plot.dpi=80"]) == {
         "velocity_elbow", "velocity_kmeans", "velocity_kmeans_figures", "velocity_som_figures"}
 
@@ -180,8 +189,8 @@ def test_dry_run_of_a_dec_sweep_pretrains_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stage_jobs(proc.stdout) == {
         "tremor_example": 1, "tremor_spectrograms": 1, "tremor_spectrogram_figures": 1,
-        "tremor_pretrain": 1, "tremor_embed_kscan": 1, "tremor_finetune": 3,
-        "tremor_deep_figures": 3}
+        "tremor_features": 1, "tremor_pretrain": 1, "tremor_embed_kscan": 1,
+        "tremor_finetune": 3, "tremor_deep_figures": 3, "tremor_labels": 3}
 
 
 def test_dry_run_of_a_velocity_sweep_shares_the_stages_that_agree(tmp_path):

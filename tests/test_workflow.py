@@ -290,8 +290,15 @@ def test_tremor_products_agree(tremor_run):
     skipped = pd.read_csv(tre / "skipped_windows.csv")
     assert list(skipped.columns) == ["window_start", "channel", "missing_fraction", "reason"]
     assert n_valid + len(skipped) == 72  # 3 days of hourly windows: kept or listed
+    features = pd.read_csv(tre / "features/labels.csv")
+    assert len(features) == n_valid and list(features.columns) == ["window_start", "cluster",
+                                                                   "distance"]
+    primary = pd.read_csv(tre / "labels.csv")
+    assert set(primary["representation"]) == {"features"}
+    assert primary["cluster"].tolist() == features["cluster"].tolist()
     html = (tremor_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 8
+    assert html.count("data:image/png;base64,") == 9  # with the features' k scan
+    assert "id='tremor-features'" in html
 
 
 @pytest.mark.shared_data

@@ -186,9 +186,21 @@ class ExampleWaveformsConfig:
     """The embedded synthetic records used when ``data.waveforms.source`` is example."""
 
     days: int = 14
-    sampling_rate: float = 25.0
+    sampling_rate: float = 50.0
     starttime: str = "2021-03-12T00:00:00"
     seed: int = 0
+    episode_hours: list[float] = field(default_factory=lambda: [3.0, 12.0])
+    transition_minutes: float = 20.0
+    harmonic_amplitude: float = 2.0
+    spasmodic_amplitude: float = 3.0
+    swarm_rate: list[float] = field(default_factory=lambda: [10.0, 40.0])
+    swarm_amplitude: float = 3.0
+    swarm_max_amplitude: float = 20.0
+    swarm_coda_seconds: list[float] = field(default_factory=lambda: [1.0, 8.0])
+    cultural_amplitude: float = 0.5
+    microseism_amplitude: float = 4.0
+    teleseisms: int = 1
+    gap_fractions: list[float] = field(default_factory=lambda: [0.005, 0.02, 0.04, 0.5])
 
 
 @dataclass
@@ -332,6 +344,8 @@ class SpectrogramConfig:
     frequency_scale: FrequencyScale = FrequencyScale.linear
     power: Power = Power.log10
     normalise: str = "global"
+    pooling: str = "mean"
+    pooling_percentile: float = 90.0
 
 
 @dataclass
@@ -372,6 +386,19 @@ class KScanConfig:
 
 
 @dataclass
+class FeaturesConfig:
+    """Interpretable per-window features (``seiscluster.tremor.features``)."""
+
+    frame_seconds: float = 10.0
+    bands: list[list[float]] = field(default_factory=lambda: [
+        [0.5, 1.0], [1.0, 2.0], [2.0, 4.0], [4.0, 8.0], [8.0, 16.0]])
+    percentiles: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 99.0])
+    sets: list[str] = field(default_factory=lambda: ["kurtosis", "onset", "ratios",
+                                                     "flatness"])
+    scaling: str = "zscore"
+
+
+@dataclass
 class DecConfig:
     alpha: float = 1.0
     update_interval: int = 200
@@ -409,6 +436,8 @@ class TremorConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     kscan: KScanConfig = field(default_factory=KScanConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    primary_labels: str = "dec"
     dec: DecConfig = field(default_factory=DecConfig)
     tsne: TsneConfig = field(default_factory=TsneConfig)
     plot: TremorPlotConfig = field(default_factory=TremorPlotConfig)
@@ -537,6 +566,12 @@ def _check_values(cfg: DictConfig) -> None:
         f"run must be a folder name without '/', got {cfg.run!r}.",
     )
     _check_data(cfg.data.velocity)
+    check_waveform_example(to_container(cfg.data.waveforms.example))
+    check_pooling(cfg.tremor.spectrogram.pooling, cfg.tremor.spectrogram.pooling_percentile)
+    check_features(to_container(cfg.tremor.features))
+    _require(cfg.tremor.primary_labels in PRIMARY_LABELS,
+             f"tremor.primary_labels must be one of {', '.join(PRIMARY_LABELS)}, "
+             f"got {cfg.tremor.primary_labels!r}.")
     _check_velocity(cfg.velocity)
     check_events(to_container(cfg.tremor.plot.events))
     check_kselect(cfg.velocity.elbow, "velocity.elbow")
@@ -620,6 +655,90 @@ def check_events(events: Sequence[Mapping[str, Any]]) -> None:
         _require("end" not in times or times["end"] > times["time"],
                  f"tremor.plot.events[{i}].end ({event.get('end')}) must be after its time "
                  f"({event.get('time')}).")
+
+
+#: Feature groups of ``tremor.features.sets``, scalings and the labels a run can call primary.
+FEATURE_SETS = ("level", "spikiness", "kurtosis", "onset", "ratios", "flatness")
+FEATURE_SCALINGS = ("zscore", "robust")
+PRIMARY_LABELS = ("features", "dec")
+
+
+def check_features(f: Mapping[str, Any]) -> None:
+    """Check ``tremor.features`` (a plain mapping with every key); InputError naming it."""
+    key = "tremor.features"
+    _require(_is_real(f["frame_seconds"]) and f["frame_seconds"] > 0,
+             f"{key}.frame_seconds must be a number > 0 (s), got {f['frame_seconds']!r}.")
+    bands = [list(b) for b in f["bands"]]
+    _require(len(bands) >= 1 and all(len(b) == 2 and all(_is_real(v) for v in b)
+                                     and 0 <= b[0] < b[1] for b in bands),
+             f"{key}.bands must list [low, high] frequency bands (Hz, 0 <= low < high), "
+             f"got {bands}.")
+    q = list(f["percentiles"])
+    _require(len(q) >= 1 and all(_is_real(v) and 0 <= v <= 100 for v in q),
+             f"{key}.percentiles must list numbers in [0, 100], got {q}.")
+    sets = list(f["sets"])
+    _require(len(sets) >= 1 and len(set(sets)) == len(sets)
+             and all(s in FEATURE_SETS for s in sets),
+             f"{key}.sets must list distinct groups among {', '.join(FEATURE_SETS)}, "
+             f"got {sets}.")
+    _require(f["scaling"] in FEATURE_SCALINGS,
+             f"{key}.scaling must be one of {', '.join(FEATURE_SCALINGS)}, "
+             f"got {f['scaling']!r}.")
+
+
+#: How STFT frames are reduced to ``tremor.spectrogram.n_time`` cells.
+POOLINGS = ("mean", "max", "percentile")
+
+
+def check_pooling(pooling: Any, percentile: Any) -> None:
+    """Check ``tremor.spectrogram.pooling`` and ``pooling_percentile``."""
+    key = "tremor.spectrogram"
+    _require(pooling in POOLINGS, f"{key}.pooling must be one of {', '.join(POOLINGS)}, "
+             f"got {pooling!r}.")
+    _require(_is_real(percentile) and 0 <= percentile <= 100,
+             f"{key}.pooling_percentile must be a number in [0, 100], got {percentile!r}.")
+
+
+def check_waveform_example(ex: Mapping[str, Any]) -> None:
+    """Check ``data.waveforms.example`` (a plain mapping with every key); InputError naming
+    the key."""
+    from obspy import UTCDateTime
+
+    key = "data.waveforms.example"
+    _require(is_int(ex["days"]) and ex["days"] >= 1,
+             f"{key}.days: expected a whole number of days >= 1, got {ex['days']!r}.")
+    _require(_is_real(ex["sampling_rate"]) and ex["sampling_rate"] >= 32.0,
+             f"{key}.sampling_rate: {ex['sampling_rate']!r} Hz is too low for the example's "
+             "swarm (content up to 15 Hz); use at least 32 Hz (the default is 50 Hz).")
+    try:
+        UTCDateTime(str(ex["starttime"]))
+    except Exception:
+        raise InputError(f"{key}.starttime: {ex['starttime']!r} is not an ISO 8601 "
+                         "time.") from None
+    _require(is_int(ex["seed"]), f"{key}.seed must be an integer, got {ex['seed']!r}.")
+    for name, low in (("episode_hours", 0.5), ("swarm_rate", 0.0),
+                      ("swarm_coda_seconds", 0.1)):
+        v = list(ex[name])
+        _require(len(v) == 2 and all(_is_real(x) for x in v) and low <= v[0] <= v[1],
+                 f"{key}.{name} must be [low, high] with {low:g} <= low <= high, got {v}.")
+    for name in ("transition_minutes", "harmonic_amplitude", "spasmodic_amplitude",
+                 "cultural_amplitude", "microseism_amplitude"):
+        _require(_is_real(ex[name]) and ex[name] >= 0,
+                 f"{key}.{name} must be a number >= 0, got {ex[name]!r}.")
+    _require(_is_real(ex["swarm_amplitude"]) and ex["swarm_amplitude"] > 0,
+             f"{key}.swarm_amplitude must be a number > 0, got {ex['swarm_amplitude']!r}.")
+    _require(_is_real(ex["swarm_max_amplitude"])
+             and ex["swarm_max_amplitude"] >= ex["swarm_amplitude"],
+             f"{key}.swarm_max_amplitude must be a number >= swarm_amplitude "
+             f"({ex['swarm_amplitude']!r}), got {ex['swarm_max_amplitude']!r}.")
+    _require(ex["transition_minutes"] * 60.0 <= ex["episode_hours"][0] * 3600.0,
+             f"{key}.transition_minutes ({ex['transition_minutes']!r}) must not exceed the "
+             f"shortest episode ({key}.episode_hours[0] = {ex['episode_hours'][0]!r} h).")
+    _require(is_int(ex["teleseisms"]) and ex["teleseisms"] >= 0,
+             f"{key}.teleseisms must be a whole number >= 0, got {ex['teleseisms']!r}.")
+    gaps = list(ex["gap_fractions"])
+    _require(all(_is_real(g) and 0 < g < 0.8 for g in gaps),
+             f"{key}.gap_fractions must list fractions of a window in (0, 0.8), got {gaps}.")
 
 
 def _check_data(data: DictConfig) -> None:

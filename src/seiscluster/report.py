@@ -318,10 +318,13 @@ def spectrogram_summary(spectrograms: str) -> str:
 def tremor_sections(
     *, spectrograms: str, skipped: str, figures: Mapping[str, str],
     kscan_choice: str | None = None, dec_metrics: str | None = None,
-    dec_history: str | None = None,
+    dec_history: str | None = None, features_choice: str | None = None,
+    features_metrics: str | None = None, features_kscan: str | None = None,
+    labels: str | None = None,
 ) -> list[str]:
     """Sections of the tremor branch: spectrograms, skipped windows, training, k scan,
-    DEC metrics, t-SNE, clusters over time and per-cluster examples."""
+    DEC metrics, the interpretable features beside the embedding, t-SNE, clusters over
+    time and per-cluster examples."""
     kscan_lead = k_choice(load_json(kscan_choice, "k-scan choice")) if kscan_choice else []
     parts = [
         figure_section(SPECTROGRAM_SECTION, figures, [note(spectrogram_summary(spectrograms))]),
@@ -329,6 +332,8 @@ def tremor_sections(
         figure_section(TRAINING_SECTION, figures),
         figure_section(KSCAN_SECTION, figures, kscan_lead),
         dec_section(dec_metrics, dec_history),
+        features_section(features_choice, features_metrics, features_kscan, kscan_choice,
+                         dec_metrics, labels),
         *(figure_section(spec, figures) for spec in CLUSTER_SECTIONS),
     ]
     other = tuple((name, name.replace("_", " ")) for name in figures
@@ -380,6 +385,44 @@ def dec_section(metrics: str | None, history: str | None) -> str:
                             .reset_index())]
     return section("tremor-dec", "Tremor: Deep embedded clustering (DEC / IDEC)", parts or [
         note("No DEC metrics were given to the report.")])
+
+
+#: Rows of the side-by-side table of the two representations: (metrics key, label).
+COMPARED = (("n_clusters", "clusters (k)"), ("cluster_sizes", "cluster sizes"),
+            ("ari", "ARI vs truth (majority regime)"),
+            ("ari_pure", "ARI vs truth (windows >= 90 % one regime)"), ("nmi", "NMI vs truth"))
+
+
+def features_section(choice: str | None, metrics: str | None, kscan_figure: str | None,
+                     dec_choice: str | None, dec_metrics: str | None,
+                     labels: str | None) -> str:
+    """The interpretable features' k scan and clusters, side by side with the embedding's
+    (DEC) result, and which of the two gives the run's primary labels."""
+    if not (choice and metrics):
+        return section("tremor-features", "Tremor: Interpretable features", [
+            note("No feature clustering was given to the report.")])
+    parts = k_choice(load_json(choice, "feature k-scan choice"))
+    if labels:
+        primary = pd.read_csv(labels, nrows=1)
+        if "representation" in primary and len(primary):
+            parts.append(note(f"The run's primary labels (tremor/labels.csv) come from "
+                              f"the {primary['representation'].iloc[0]} "
+                              "(tremor.primary_labels)."))
+    feat = load_json(metrics, "feature metrics")
+    dec = load_json(dec_metrics, "DEC metrics") if dec_metrics else {}
+    if dec_choice and "n_clusters" not in dec:
+        dec["n_clusters"] = load_json(dec_choice, "k-scan choice").get("n_clusters")
+    rows = [{"": label, "features (k-means)": _fmt(key, feat.get(key, "")),
+             "embedding (DEC)": _fmt(key, dec.get(key, ""))}
+            for key, label in COMPARED if key in feat or key in dec]
+    parts.append(table(pd.DataFrame(rows)))
+    if feat.get("contingency"):
+        parts += ["<h3>Regimes (rows) against feature clusters (columns)</h3>",
+                  table(pd.DataFrame(feat["contingency"]).T.rename_axis("regime")
+                        .reset_index())]
+    parts.append(figure(kscan_figure, "feature k scan", "Scores of the k-means of the "
+                        "standardised features for every k; the chosen k is marked."))
+    return section("tremor-features", "Tremor: Interpretable features", parts)
 
 
 # --------------------------------------------------------------------------- assembly
@@ -437,7 +480,10 @@ def report_stage(
             figures={key.removeprefix("figure_"): value for key, value in inputs.items()
                      if key.startswith("figure_")},
             kscan_choice=inputs.get("kscan_choice"), dec_metrics=inputs.get("dec_metrics"),
-            dec_history=inputs.get("dec_history"))
+            dec_history=inputs.get("dec_history"),
+            features_choice=inputs.get("features_choice"),
+            features_metrics=inputs.get("features_metrics"),
+            features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"))
     write_report(report, f"seiscluster run '{cfg.get('run', '')}'", sections, config_yaml)
 
 

@@ -95,8 +95,8 @@ def _velocity_figures(method: str) -> Stage:
 
 def _tremor(function: str, folder: str, upstream: tuple[str, ...],
             links: tuple[str, ...] = (), **reads: str) -> Stage:
-    module = "stages" if function in ("make_example", "spectrograms", "spectrogram_figures") \
-        else "deep_stages"
+    module = "stages" if function in ("make_example", "spectrograms", "spectrogram_figures",
+                                      "features", "primary_labels") else "deep_stages"
     unhashed = tuple(p for p in _SPEED_ONLY if p.rsplit(".", 1)[0] in reads.values())
     return Stage(function=f"seiscluster.tremor.{module}:{function}", reads=reads,
                  folder=folder, upstream=upstream, links=links, branch="tremor",
@@ -148,6 +148,13 @@ STAGES: dict[str, Stage] = {
         "spectrograms", "tremor", ("tremor_example",), waveforms="data.waveforms",
         preprocess="tremor.preprocess", spectrogram="tremor.spectrogram"),
         runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",)),
+    # The interpretable features read the records themselves (full-resolution frames).
+    "tremor_features": replace(_tremor(
+        "features", "tremor/features", ("tremor_example",), waveforms="data.waveforms",
+        preprocess="tremor.preprocess", spectrogram="tremor.spectrogram",
+        features="tremor.features", kscan="tremor.kscan", diagnostics="diagnostics",
+        **_SEEDED),
+        runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",)),
     "tremor_spectrogram_figures": _tremor(
         "spectrogram_figures", "tremor/figures", ("tremor_spectrograms",),
         dpi="tremor.plot.dpi"),
@@ -166,6 +173,9 @@ STAGES: dict[str, Stage] = {
         ("tremor_example", "tremor_spectrograms", "tremor_embed_kscan", "tremor_pretrain",
          "tremor_finetune"),
         tsne="tremor.tsne", plot="tremor.plot", diagnostics="diagnostics", **_SEEDED),
+    "tremor_labels": _tremor(
+        "primary_labels", "tremor", ("tremor_features", "tremor_finetune"),
+        primary="tremor.primary_labels"),
 }
 
 

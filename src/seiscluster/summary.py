@@ -41,14 +41,17 @@ VELOCITY_METRICS = {
 }
 #: Metrics of ``tremor/dec/metrics.json`` kept in the table.
 DEC_METRICS = ("n_clusters", "dec_iterations", "dec_converged", "ari", "nmi", "ari_kmeans")
+#: Metrics of ``tremor/features/metrics.json`` (the interpretable features) kept.
+FEATURE_METRICS = ("n_clusters", "ari", "ari_pure", "nmi")
 #: Labels compared between runs: column prefix -> labels file in the run folder.
 LABELS = {
     "velocity_kmeans": "velocity/kmeans/cluster_map.csv",
     "velocity_som": "velocity/som/cluster_map.csv",
     "tremor_dec": "tremor/dec/labels.csv",
+    "tremor_features": "tremor/features/labels.csv",
 }
 #: Columns of a labels file that are not the sample's key.
-NOT_KEYS = ("cluster", "max_assignment")
+NOT_KEYS = ("cluster", "max_assignment", "distance")
 BENCHMARKS = "logs/benchmarks"
 #: Result columns drawn in the metrics figure (those with a value in some run).
 PLOTTED = (
@@ -56,7 +59,8 @@ PLOTTED = (
     "velocity_kmeans_calinski_harabasz", "velocity_kmeans_ari_vs_truth",
     "velocity_kmeans_ari_vs_first", "velocity_som_quantization_error",
     "velocity_som_silhouette", "velocity_som_ari_vs_truth", "tremor_kscan_k", "tremor_dec_ari",
-    "tremor_dec_final_delta_label", "tremor_dec_ari_vs_first",
+    "tremor_dec_final_delta_label", "tremor_dec_ari_vs_first", "tremor_features_n_clusters",
+    "tremor_features_ari",
 )
 
 
@@ -108,6 +112,8 @@ def _tremor_results(folder: Path) -> dict[str, Any]:
     metrics = _read_json(folder / "tremor/dec/metrics.json")
     out |= {f"tremor_dec_{key.removeprefix('dec_')}": _value(metrics, key)
             for key in DEC_METRICS}
+    features = _read_json(folder / "tremor/features/metrics.json")
+    out |= {f"tremor_features_{key}": _value(features, key) for key in FEATURE_METRICS}
     history = folder / "tremor/dec/history.csv"
     delta = np.nan
     if history.is_file():

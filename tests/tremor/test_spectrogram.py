@@ -73,6 +73,8 @@ def test_defaults_are_the_reference_shape():
     ({"power": "ln"}, "power"),
     ({"normalise": "minmax"}, "normalise"),
     ({"colour": "red"}, "colour"),
+    ({"pooling": "median"}, "pooling"),
+    ({"pooling": "percentile", "pooling_percentile": -5}, "pooling_percentile"),
 ])
 def test_settings_errors_name_the_key(cfg, key):
     with pytest.raises(InputError, match=rf"tremor\.spectrogram\.{key}"):
@@ -137,6 +139,59 @@ def test_equals_scipy_spectrogram_with_the_same_band_and_resampling(noverlap, ta
     for i in range(3):
         ref = scipy_reference(x[i * 12000:(i + 1) * 12000], s, plan)
         np.testing.assert_allclose(res.log_power[i], ref, rtol=0, atol=2e-6)  # float32
+
+
+def test_pool_index_covers_every_frame_once_and_fills_empty_cells():
+    centres = np.array([0.5, 1.5, 2.5, 3.5, 4.5])
+    idx = sp.pool_index(centres, np.array([0.0, 2.0, 4.0, 6.0]))
+    assert idx.tolist() == [[0, 1], [2, 3], [4, -1]]
+    sparse = sp.pool_index(np.array([1.0, 5.0]), np.linspace(0, 6, 7))
+    assert sparse[:, 0].tolist() == [0, 0, 0, 1, 1, 1]  # empty cells: the nearest frame
+
+
+def test_pool_time_max_and_percentile():
+    cells = np.arange(10.0).reshape(1, 5, 2)  # (window, frame, frequency)
+    idx = np.array([[0, 1], [2, 3], [4, -1]])
+    assert sp.pool_time(cells, idx, "max", 90)[0, :, 0].tolist() == [2.0, 6.0, 8.0]
+    med = sp.pool_time(cells, idx, "percentile", 50)
+    assert med[0, :, 1].tolist() == [2.0, 6.0, 9.0]
+
+
+@pytest.mark.parametrize("q", [0.0, 37.5, 90.0, 100.0])
+def test_pool_time_percentile_equals_numpy(q):
+    rng = np.random.default_rng(2)
+    cells = rng.random((3, 23, 4))
+    idx = sp.pool_index(np.arange(23) + 0.5, np.linspace(0, 23, 6))
+    padded = np.where((idx < 0)[None, :, :, None], np.nan, cells[:, np.maximum(idx, 0)])
+    np.testing.assert_allclose(sp.pool_time(cells, idx, "percentile", q),
+                               np.nanpercentile(padded, q, axis=2))
+
+
+@pytest.mark.parametrize("pooling", ["max", "percentile"])
+def test_max_pooling_keeps_a_transient_that_mean_pooling_dilutes(pooling):
+    """One 3 s burst in 10 minutes of noise: mean pooling over 4 cells of ~14 frames each
+    dilutes it; max (or a high percentile) keeps its frame's power."""
+    s_mean = settings(n_time=4)
+    s_pool = settings(n_time=4, pooling=pooling, pooling_percentile=99)
+    x = noise(12000)
+    x[6000:6060] += 40 * noise(60, seed=1)
+    mean = sp.compute_windows([segment(x)], starts(s_mean, 1), sp.Plan(s_mean, FS), 0.05)
+    pool = sp.compute_windows([segment(x)], starts(s_pool, 1), sp.Plan(s_pool, FS), 0.05)
+    quiet = sp.compute_windows([segment(noise(12000))], starts(s_pool, 1),
+                               sp.Plan(s_pool, FS), 0.05)
+    cell = 2  # the burst is at 300 s of 600
+    burst_mean = mean.log_power[0, :, cell].mean() - mean.log_power[0, :, 0].mean()
+    burst_pool = pool.log_power[0, :, cell].mean() - pool.log_power[0, :, 0].mean()
+    assert burst_pool > burst_mean + 0.5
+    assert np.ptp(quiet.log_power[0].mean(axis=0)) < 0.3  # stationary stays flat
+
+
+def test_mean_pooling_is_the_reference_resampling():
+    s = settings()
+    x = noise(12000)
+    res = sp.compute_windows([segment(x)], starts(s, 1), sp.Plan(s, FS), 0.05)
+    np.testing.assert_allclose(res.log_power[0], scipy_reference(x, s, sp.Plan(s, FS)),
+                               atol=1e-5)
 
 
 def test_a_tone_lands_in_its_frequency_cell():

@@ -19,7 +19,7 @@ WAVEFORMS = {"source": "example", "files": [], "format": None, "sds_root": None,
              "fdsn_client": "IRIS", "fdsn_cache": "data/fdsn_cache", "network": "*",
              "station": "*", "location": "*", "channel": "*", "starttime": None,
              "endtime": None, "stationxml": None,
-             "example": {"days": 14, "sampling_rate": 25.0,
+             "example": {"days": 14, "sampling_rate": 50.0,
                          "starttime": "2021-03-12T00:00:00", "seed": 0}}
 PREPROCESS = {"detrend": "linear", "taper": 0.05, "freqmin": 0.5, "freqmax": None,
               "resample": None, "decimate": None, "remove_response": False,
@@ -74,7 +74,7 @@ def test_store_contract(example):
     settings = json.loads(attrs["settings"])
     assert settings["spectrogram"]["n_freq"] == 96 and settings["preprocess"]["taper"] == 0.05
     assert settings["waveforms"]["source"] == "example"
-    assert settings["derived"]["sampling_rate"] == {"XX.SYN..HHZ": 25.0}
+    assert settings["derived"]["sampling_rate"] == {"XX.SYN..HHZ": 50.0}
     assert attrs["normalise"] == "global" and len(attrs["norm_mean"]) == 1
     assert attrs["power_units"] == "log10(counts**2/Hz)" and attrs["power"] == "log10"
     assert json.loads(attrs["channels"]) == ["XX.SYN..HHZ"]
@@ -117,9 +117,10 @@ def test_figures(example, tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_example_regimes_are_separable_by_plain_kmeans(tmp_path):
-    """The default example (14 days): PCA + k-means on the spectrograms alone reaches
-    ARI >= 0.9 against the truth, so the deep clustering has a fair target."""
+def test_example_swarm_is_not_separable_by_the_mean_spectrogram(tmp_path):
+    """The default example (14 days, one window skipped for its 50 % gap): the swarm is
+    weak, so plain PCA + k-means on the 1-4 Hz spectrograms does not recover the four
+    regimes (ARI < 0.6; bench/tremor_quality.py measures it with the features beside)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import adjusted_rand_score
@@ -133,7 +134,7 @@ def test_example_regimes_are_separable_by_plain_kmeans(tmp_path):
     X = ds["spectrogram"].values.reshape(len(y), -1)
     z = PCA(10, random_state=0).fit_transform(X)
     labels = KMeans(4, n_init=10, random_state=0).fit_predict(z)
-    assert adjusted_rand_score(y, labels) >= 0.9
+    assert adjusted_rand_score(y, labels) < 0.6
 
 
 # ------------------------------------------------------------------------------- options
@@ -293,8 +294,8 @@ def test_check_config_catches_rate_problems_early():
     stages.check_config(WAVEFORMS, PREPROCESS, SPECTROGRAM)
     with pytest.raises(InputError, match=r"tremor\.spectrogram\.fmax"):
         stages.check_config({**WAVEFORMS, "example": {**WAVEFORMS["example"],
-                                                      "sampling_rate": 12.0}},
-                            PREPROCESS, {**SPECTROGRAM, "fmax": 6.5})
+                                                      "sampling_rate": 32.0}},
+                            PREPROCESS, {**SPECTROGRAM, "fmax": 16.5})
     with pytest.raises(InputError, match=r"tremor\.spectrogram\.window_length"):
         stages.check_config(WAVEFORMS, PREPROCESS, {**SPECTROGRAM, "window_length": 20.0})
     with pytest.raises(InputError, match=r"tremor\.spectrogram\.fmax"):

@@ -267,6 +267,10 @@ def report_inputs(wildcards):
             "kscan_choice": f"{tre}/kscan/choice.json",
             "dec_metrics": f"{tre}/dec/metrics.json",
             "dec_history": f"{tre}/dec/history.csv",
+            "features_choice": f"{tre}/features/choice.json",
+            "features_metrics": f"{tre}/features/metrics.json",
+            "features_kscan": f"{tre}/features/kscan.png",
+            "labels": f"{tre}/labels.csv",
         } | {f"figure_{name}": f"{tre}/figures/{name}.png" for name in TREMOR_FIGURES}
     if "velocity" not in run_branches(run):
         return files

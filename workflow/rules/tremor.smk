@@ -40,6 +40,55 @@ rule tremor_spectrograms:
         "../scripts/stage.py"
 
 
+rule tremor_features:
+    input:
+        unpack(waveform_inputs),
+        unpack(optional_upstream("tremor_example", truth="truth")),
+    output:
+        table=f"{keyed('tremor_features')}/features.nc",
+        scan=f"{keyed('tremor_features')}/kscan.csv",
+        choice=f"{keyed('tremor_features')}/choice.json",
+        labels=f"{keyed('tremor_features')}/labels.csv",
+        metrics=f"{keyed('tremor_features')}/metrics.json",
+        kscan_figure=report(
+            f"{keyed('tremor_features')}/kscan.png",
+            caption="../report/tremor_features.rst",
+            category="Tremor",
+            subcategory="Clusters",
+        ),
+        record=stage_record("tremor_features"),
+    log:
+        stage_log("tremor_features"),
+    benchmark:
+        stage_benchmark("tremor_features")
+    params:
+        **config_params("tremor_features"),
+    threads: MAX_THREADS
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/stage.py"
+
+
+rule tremor_labels:
+    input:
+        features=upstream("tremor_features", "labels"),
+        dec=upstream("tremor_finetune", "labels"),
+    output:
+        labels=f"{keyed('tremor_labels')}/labels.csv",
+        record=stage_record("tremor_labels"),
+    log:
+        stage_log("tremor_labels"),
+    benchmark:
+        stage_benchmark("tremor_labels")
+    params:
+        **config_params("tremor_labels"),
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/stage.py"
+
+
 rule tremor_spectrogram_figures:
     input:
         spectrograms=upstream("tremor_spectrograms", "spectrograms"),

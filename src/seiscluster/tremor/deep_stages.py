@@ -494,14 +494,7 @@ def embed_kscan(
                          f"{spectrograms}: retrain it (tremor.pretrain).")
     start = time.perf_counter()
     ks = dict(kscan)
-    result = scan_embeddings(
-        z, k_min=ks.get("k_min", 2), k_max=ks.get("k_max", 15), n_init=ks.get("n_init", 20),
-        criterion=ks.get("criterion", "calinski_harabasz"), n_clusters=ks.get("n_clusters"),
-        seed=int(seed), n_jobs=max(int(threads), 1), source=spectrograms,
-        min_stability=thresholds["min_stability"],
-        **{key: ks[key] for key in ("rule", "stability_seeds", "stability_fraction",
-                                     "sample_size", "gap_references") if key in ks},
-    )
+    result = run_scan(z, ks, seed, threads, thresholds, spectrograms)
     t_scan = time.perf_counter() - start
     log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks.get("k_min", 2), ks.get("k_max", 15),
              ks.get("n_init", 20), t_scan, result.message)
@@ -522,11 +515,34 @@ def embed_kscan(
     ds["kmeans_label"].attrs = {"long_name": "k-means cluster (1-based, by mean power "
                                 "ascending); 0: no sample"}
     write_netcdf(ds, embeddings)
+    write_scan(result, ks, new[fit.labels] + 1, thresholds, scan, choice,
+               "tremor k-means scan", n_samples=samples.n, embed_seconds=round(t_embed, 3),
+               scan_seconds=round(t_scan, 3))
+
+
+def run_scan(z: np.ndarray, ks: Mapping[str, Any], seed: int, threads: int,
+             thresholds: Mapping[str, Any], source: str) -> Any:
+    """The k scan of ``z`` with the ``tremor.kscan`` settings ``ks`` (rule, stability and
+    gap settings included) and the ``diagnostics`` thresholds."""
+    return scan_embeddings(
+        z, k_min=ks.get("k_min", 2), k_max=ks.get("k_max", 15), n_init=ks.get("n_init", 20),
+        criterion=ks.get("criterion", "calinski_harabasz"), n_clusters=ks.get("n_clusters"),
+        seed=int(seed), n_jobs=max(int(threads), 1), source=source,
+        min_stability=thresholds["min_stability"],
+        **{key: ks[key] for key in ("rule", "stability_seeds", "stability_fraction",
+                                     "sample_size", "gap_references") if key in ks},
+    )
+
+
+def write_scan(result: Any, ks: Mapping[str, Any], labels: np.ndarray,
+               thresholds: Mapping[str, Any], scan: str, choice: str, what: str,
+               **extra: Any) -> None:
+    """A k scan's table (CSV) and its choice (JSON: k, rule, scores of the chosen k and the
+    ``warnings`` of :mod:`seiscluster.diagnostics` on the chosen clusters ``labels``)."""
     k = int(result.n_clusters)
     warnings = diag.scan_warnings(
-        result.table, k, new[fit.labels] + 1, chosen=ks.get("n_clusters") is None,
-        thresholds=thresholds, n_seeds=int(ks.get("stability_seeds", 5)),
-        what="tremor k-means scan")
+        result.table, k, labels, chosen=ks.get("n_clusters") is None,
+        thresholds=thresholds, n_seeds=int(ks.get("stability_seeds", 5)), what=what)
     diag.log_warnings(log, warnings)
     columns = ["k", "calinski_harabasz", "silhouette", "davies_bouldin", "inertia",
                *kselect.COLUMNS]
@@ -537,9 +553,7 @@ def embed_kscan(
                         "criterion_k": result.criterion_k, "message": result.message,
                         "scores": {c: float(row[c].iloc[0]) for c in columns[1:]}
                         if len(row) else None,
-                        "warnings": warnings, "n_samples": samples.n,
-                        "embed_seconds": round(t_embed, 3), "scan_seconds": round(t_scan, 3)})
-
+                        "warnings": warnings, **extra})
 
 
 # --------------------------------------------------------------------------- fine-tune
@@ -806,7 +820,7 @@ def _silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:
 
 def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Dataset,
              truth: str | None) -> dict[str, Any]:
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from sklearn.metrics import adjusted_rand_score
 
     out: dict[str, Any] = {
         "n_samples": samples.n,
@@ -821,26 +835,18 @@ def _metrics(samples, y0: np.ndarray, y1: np.ndarray, z1: np.ndarray, asg: xr.Da
     }
     if truth is None:
         return out
-    t = pd.read_csv(truth)
-    if not {"window_start", "regime"} <= set(t.columns):
-        raise InputError(f"{truth} must have the columns window_start and regime.")
-    times = pd.to_datetime(t["window_start"], utc=True).dt.tz_localize(None).to_numpy("M8[ns]")
-    regime = pd.Series(t["regime"].astype(str).to_numpy(), index=times)
-    regime = regime[~regime.index.duplicated()]
-    sample_regime = regime.reindex(samples.window.astype("M8[ns]")).to_numpy()
-    ok = pd.notna(sample_regime)
-    if not ok.any():
+    from seiscluster.tremor.synthetic import truth_of, truth_scores
+
+    regime, fraction = truth_of(truth, samples.window)
+    if all(r is None for r in regime):
         raise InputError(f"no window of the spectrograms has a regime in {truth}.")
-    truth_labels = sample_regime[ok].astype(str)
+    dec = truth_scores(regime, fraction, y1)
+    before = truth_scores(regime, fraction, y0)
     out.update({
-        "n_with_truth": int(ok.sum()),
-        "ari": float(adjusted_rand_score(truth_labels, y1[ok])),
-        "nmi": float(normalized_mutual_info_score(truth_labels, y1[ok])),
-        "ari_kmeans": float(adjusted_rand_score(truth_labels, y0[ok])),
-        "nmi_kmeans": float(normalized_mutual_info_score(truth_labels, y0[ok])),
-        "contingency": pd.crosstab(pd.Series(truth_labels, name="regime"),
-                                   pd.Series(y1[ok], name="cluster"))
-        .rename(columns=str).to_dict(orient="index"),
+        "n_with_truth": dec["n_with_truth"], "ari": dec["ari"], "nmi": dec["nmi"],
+        "ari_kmeans": before["ari"], "nmi_kmeans": before["nmi"],
+        "n_pure": dec["n_pure"], "ari_pure": dec["ari_pure"],
+        "contingency": dec["contingency"],
     })
     log.info("ARI vs %s: %.3f (k-means before fine-tuning %.3f)", truth, out["ari"],
              out["ari_kmeans"])

@@ -110,6 +110,8 @@ class SpectrogramSettings:
     frequency_scale: str
     power: str
     normalise: str
+    pooling: str = "mean"
+    pooling_percentile: float = 90.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> SpectrogramSettings:
@@ -149,6 +151,9 @@ class SpectrogramSettings:
             raise InputError(f"{SKEY}.fmin: must be above 0 Hz with frequency_scale log.")
         _choice(f"{SKEY}.power", self.power, POWERS)
         _choice(f"{SKEY}.normalise", self.normalise, NORMALISATIONS)
+        from seiscluster.config import check_pooling
+
+        check_pooling(self.pooling, self.pooling_percentile)
 
     @property
     def hop(self) -> int:
@@ -200,6 +205,13 @@ def window_starts(t0_ns: int, t1_ns: int, settings: SpectrogramSettings) -> np.n
     first = (t0_ns - origin) // step
     last = -((origin - t1_ns) // step)  # ceil((t1 - origin) / step)
     return origin + np.arange(first, last, dtype=np.int64) * step
+
+
+def source_window_starts(source: Source, settings: SpectrogramSettings) -> np.ndarray:
+    """Window starts over a source's span; windows start before its last sample (a window
+    holding only it is no window)."""
+    last = source.end_ns - round(NS / max(source.sampling_rates.values()))
+    return window_starts(source.start_ns, max(last, source.start_ns + 1), settings)
 
 
 # ------------------------------------------------------------------------- the computation
@@ -258,11 +270,60 @@ class Plan:
         return cell_average_matrix(self.bin_frequencies, self.settings.frequency_edges())
 
     @cached_property
+    def frame_centres(self) -> np.ndarray:
+        """Centre of each frame (s from the window start)."""
+        return (self.frame_offsets + self.settings.nperseg / 2) / self.fs
+
+    @cached_property
+    def time_edges(self) -> np.ndarray:
+        return np.linspace(0.0, self.settings.window_length, self.settings.n_time + 1)
+
+    @cached_property
     def time_matrix(self) -> np.ndarray:
         """(n_time, n_frames): cell means of the interpolated frame powers."""
-        centres = (self.frame_offsets + self.settings.nperseg / 2) / self.fs
-        edges = np.linspace(0.0, self.settings.window_length, self.settings.n_time + 1)
-        return cell_average_matrix(centres, edges)
+        return cell_average_matrix(self.frame_centres, self.time_edges)
+
+    @cached_property
+    def pool_index(self) -> np.ndarray:
+        """(n_time, m) frames pooled into each time cell for ``max`` / ``percentile``
+        pooling: those whose centre lies in the cell, padded with -1; a cell holding no
+        frame centre takes the frame nearest to its centre."""
+        return pool_index(self.frame_centres, self.time_edges)
+
+
+def pool_index(centres: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Frames (by centre) falling in each cell ``[edges[j], edges[j+1])``, padded with -1;
+    the nearest frame for a cell holding none (see :attr:`Plan.pool_index`)."""
+    cell = np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, edges.size - 2)
+    counts = np.bincount(cell, minlength=edges.size - 1)
+    width = max(int(counts.max()), 1)
+    index = np.full((edges.size - 1, width), -1, dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    index[cell, np.arange(centres.size) - first[cell]] = np.arange(centres.size)
+    empty = np.flatnonzero(counts == 0)
+    mid = (edges[empty] + edges[empty + 1]) / 2
+    index[empty, 0] = np.abs(centres[None, :] - mid[:, None]).argmin(axis=1)
+    return index
+
+
+def pool_time(cells: np.ndarray, index: np.ndarray, how: str, percentile: float) -> np.ndarray:
+    """Pool frame powers ``cells`` (..., n_frames, n_freq) into time cells by ``index``
+    (:func:`pool_index`): their maximum or a percentile -> (..., n_time, n_freq)."""
+    gathered = cells[..., np.maximum(index, 0), :]  # (..., n_time, width, n_freq)
+    pad = (index < 0)[:, :, None]
+    if how == "max":
+        return np.where(pad, -np.inf, gathered).max(axis=-2)
+    # percentile with linear interpolation over each cell's own frames (pads sort last)
+    ordered = np.sort(np.where(pad, np.inf, gathered), axis=-2)
+    count = (index >= 0).sum(axis=1)  # (n_time,)
+    pos = (count - 1) * percentile / 100.0
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, count - 1)
+    frac = (pos - lo)[:, None]
+    shape = (*ordered.shape[:-3], index.shape[0], 1, ordered.shape[-1])
+    a, b = (np.take_along_axis(ordered, np.broadcast_to(i[:, None, None], shape),
+                               axis=-2)[..., 0, :] for i in (lo, hi))
+    return a + frac * (b - a)
 
 
 def cell_average_matrix(points: np.ndarray, edges: np.ndarray, oversample: int = 16) \
@@ -302,6 +363,40 @@ class Windows:
     m2: np.ndarray  # (n,) its sum of squared deviations (float64)
 
 
+@dataclass
+class WindowFrames:
+    """The full-resolution STFT frames of some windows of one channel."""
+
+    frames: np.ndarray  # (n_used, n_frames, n_bins) band PSD of the used windows
+    frame_ok: np.ndarray  # (n, n_frames) frame in untapered, gap-free data
+    reason: np.ndarray  # (n,) int8 index into REASONS (no flat_data check); 0 = used
+    missing_fraction: np.ndarray  # (n,)
+
+
+def window_frames(
+    segments: Sequence[Segment], starts_ns: np.ndarray, plan: Plan, max_gap_fraction: float,
+    fill: float = np.nan,
+) -> WindowFrames:
+    """PSD (band bins of ``plan``) of every STFT frame of the windows starting at
+    ``starts_ns``: frames touching a gap or a taper hold ``fill``. Windows missing more than
+    ``max_gap_fraction`` or without a complete frame are skipped (``reason``) and have no
+    row in ``frames`` (it holds the windows with ``reason == 0``, in order)."""
+    starts_ns = np.asarray(starts_ns, dtype=np.int64)
+    s = plan.settings
+    missing = missing_fraction(segments, starts_ns, s.length_ns)
+    frame_ok, seg_idx, sample_idx, segs = _locate_frames(segments, starts_ns, plan)
+    frame_ok &= (missing <= max_gap_fraction)[:, None]
+    n_ok = frame_ok.sum(axis=1)
+    reason = np.where(missing > max_gap_fraction, 1, np.where(n_ok == 0, 2, 0)).astype(np.int8)
+    use = np.flatnonzero(reason == 0)
+    frames = np.full((use.size, plan.n_frames, plan.bin_frequencies.size), fill)
+    if use.size:
+        flat_ok = np.flatnonzero(frame_ok[use])
+        frame_powers(segs, seg_idx[use].ravel()[flat_ok], sample_idx[use].ravel()[flat_ok],
+                     plan, out=frames.reshape(-1, frames.shape[-1]), rows=flat_ok)
+    return WindowFrames(frames, frame_ok, reason, missing)
+
+
 def compute_windows(
     segments: Sequence[Segment], starts_ns: np.ndarray, plan: Plan, max_gap_fraction: float,
 ) -> Windows:
@@ -314,27 +409,21 @@ def compute_windows(
     starts_ns = np.asarray(starts_ns, dtype=np.int64)
     nw, nk = starts_ns.size, plan.n_frames
     s = plan.settings
-    missing = missing_fraction(segments, starts_ns, s.length_ns)
-    frame_ok, seg_idx, sample_idx, segs = _locate_frames(segments, starts_ns, plan)
-    frame_ok &= (missing <= max_gap_fraction)[:, None]
+    wf = window_frames(segments, starts_ns, plan, max_gap_fraction, fill=0.0)
+    missing, reason, frame_ok = wf.missing_fraction, wf.reason, wf.frame_ok
     n_ok = frame_ok.sum(axis=1)
-    reason = np.where(missing > max_gap_fraction, 1, np.where(n_ok == 0, 2, 0)).astype(np.int8)
     out = np.full((nw, s.n_freq, s.n_time), np.nan, dtype=np.float32)
     mean, m2 = np.full(nw, np.nan), np.full(nw, np.nan)
     use = np.flatnonzero(reason == 0)
     if use.size:
         ok = frame_ok[use]
-        frames = np.zeros((use.size, nk, plan.bin_frequencies.size))
-        flat_ok = np.flatnonzero(ok)
-        frame_powers(segs, seg_idx[use].ravel()[flat_ok], sample_idx[use].ravel()[flat_ok],
-                     plan, out=frames.reshape(-1, frames.shape[-1]), rows=flat_ok)
+        frames = wf.frames
         gappy = np.flatnonzero(~ok.all(axis=1))
         if gappy.size:
             frames[gappy] = interpolate_frames(frames[gappy], ok[gappy])
         for c in range(0, use.size, WINDOW_CHUNK):
             rows = use[c:c + WINDOW_CHUNK]
-            cells = plan.time_matrix @ frames[c:c + WINDOW_CHUNK]  # (m, n_time, n_bins)
-            cells = np.matmul(plan.frequency_matrix, cells.transpose(0, 2, 1))  # (m, F, T)
+            cells = resample_cells(frames[c:c + WINDOW_CHUNK], plan)  # (m, F, T)
             values = to_log(cells, s.power).astype(np.float32)
             mean[rows], m2[rows] = normalisation_statistics(values)
             out[rows] = values
@@ -344,6 +433,19 @@ def compute_windows(
         mean[flat] = m2[flat] = np.nan
     interp = np.where(reason == 0, 1.0 - n_ok / nk, np.nan)
     return Windows(out, missing, interp, reason, mean, m2)
+
+
+def resample_cells(frames: np.ndarray, plan: Plan) -> np.ndarray:
+    """(m, n_frames, n_bins) frame powers -> (m, n_freq, n_time) cells: cell means of the
+    interpolant in frequency, then in time the cell means (``pooling: mean``) or the
+    maximum / a percentile of the frames of each cell."""
+    s = plan.settings
+    if s.pooling == "mean":
+        cells = plan.time_matrix @ frames  # (m, n_time, n_bins)
+        return np.matmul(plan.frequency_matrix, cells.transpose(0, 2, 1))
+    cells = frames @ plan.frequency_matrix.T  # (m, n_frames, n_freq)
+    pooled = pool_time(cells, plan.pool_index, s.pooling, s.pooling_percentile)
+    return pooled.transpose(0, 2, 1)
 
 
 def missing_fraction(segments: Sequence[Segment], starts_ns: np.ndarray, length_ns: int) \
@@ -518,14 +620,18 @@ class Job:
     inventory: Any = None
 
 
-def channel_block(job: Job, starts_ns: np.ndarray, channel: str) -> Windows:
-    """Read, preprocess and compute one block of windows of one channel."""
+def channel_segments(job: Job, starts_ns: np.ndarray, channel: str) -> list[Segment]:
+    """Read and preprocess one channel's data for a block of windows (with the margins)."""
     s = job.settings
     stream = job.source.read(int(starts_ns[0]) - job.pad_ns,
                              int(starts_ns[-1]) + s.length_ns + job.pad_ns, channel)
-    segments = preprocess_stream(stream, channel, job.prep, job.pad_ns / NS, s.nperseg,
-                                 job.inventory)
-    del stream
+    return preprocess_stream(stream, channel, job.prep, job.pad_ns / NS, s.nperseg,
+                             job.inventory)
+
+
+def channel_block(job: Job, starts_ns: np.ndarray, channel: str) -> Windows:
+    """Read, preprocess and compute one block of windows of one channel."""
+    segments = channel_segments(job, starts_ns, channel)
     return compute_windows(segments, starts_ns, job.plans[channel], job.prep.max_gap_fraction)
 
 
@@ -565,9 +671,7 @@ def build_store(
     window at all can be computed.
     """
     job = prepare_job(source, prep, settings, inventory)
-    # windows start before the last sample (a window holding only it is no window)
-    last = source.end_ns - round(NS / max(source.sampling_rates.values()))
-    starts = window_starts(source.start_ns, max(last, source.start_ns + 1), settings)
+    starts = source_window_starts(source, settings)
     if starts.size == 0:
         raise InputError(f"{SKEY}.window_length: no window fits the data span "
                          f"{utc(source.start_ns)} - {utc(source.end_ns)}.")

@@ -7,11 +7,14 @@ written atomically, so a failed stage leaves nothing that looks complete.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import xarray as xr
 
 from seiscluster.errors import InputError
@@ -50,8 +53,8 @@ def check_config(
                          "data.waveforms.stationxml (the instrument response).")
     fs, channel = None, ""
     if plain(waveforms.get("source", "example")) == "example":
-        fs, channel = float(dict(waveforms.get("example") or {}).get("sampling_rate", 25.0)), \
-            synthetic.CHANNEL_ID
+        fs = float(synthetic.example_config(waveforms.get("example")).sampling_rate)
+        channel = synthetic.CHANNEL_ID
         prep.check_rate(fs, channel)
         fs = prep.output_rate(fs)
     elif prep.resample is not None:
@@ -66,12 +69,15 @@ def make_example(*, waveforms: str, truth: str, example: Mapping[str, Any],
     """Write the embedded synthetic records (day-long miniSEED files) and ``truth.csv``."""
     cfg = synthetic.example_config(example)
     start = time.perf_counter()
-    ex = synthetic.make_example(**cfg, window_length=float(window_length))
+    ex = synthetic.make_example(cfg, window_length=float(window_length))
     files = synthetic.write_example(ex, waveforms, truth)
     counts = ex.truth["regime"].value_counts().to_dict()
-    log.info("example: %d day file(s) of %s at %g Hz, %d windows %s, %d gap(s), %.1f s",
+    log.info("example: %d day file(s) of %s at %g Hz, %d windows %s (%d straddle a "
+             "change), %d episode(s), %d swarm event(s), %d teleseism(s), %d gap(s), %.1f s",
              len(files), synthetic.CHANNEL_ID, ex.sampling_rate, len(ex.truth), counts,
-             len(ex.gaps), time.perf_counter() - start)
+             int((ex.truth["fraction"] < 1).sum()), len(ex.episodes),
+             int(ex.episodes["events"].sum()), len(ex.teleseisms), len(ex.gaps),
+             time.perf_counter() - start)
 
 
 def spectrograms(
@@ -111,3 +117,153 @@ def spectrogram_figures(*, spectrograms: str, overview: str, examples: str,
     with xr.open_zarr(spectrograms) as ds:
         plots.save(plots.plot_overview(ds), overview, dpi)
         plots.save(plots.plot_examples(ds), examples, dpi)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def features(
+    *, table: str, scan: str, choice: str, labels: str, metrics: str,
+    kscan_figure: str | None = None, waveforms: Mapping[str, Any], preprocess: Mapping[str, Any],
+    spectrogram: Mapping[str, Any], features: Mapping[str, Any], kscan: Mapping[str, Any],
+    channels: str, seed: int, files: Sequence[str] | None = None, truth: str | None = None,
+    threads: int = 1, compute: Mapping[str, Any] | None = None,
+    diagnostics: Mapping[str, Any] | None = None,
+) -> None:
+    """Interpretable features of every window (:mod:`~seiscluster.tremor.features`, from
+    the full-resolution STFT frames), standardised, then the same k scan and k-means as the
+    embeddings: ``features.nc`` (CF), ``kscan.csv``, ``choice.json``, ``labels.csv``
+    (window start[, channel], cluster 1-based by mean level ascending, distance to its
+    centre) and ``metrics.json`` (sizes; ARI / NMI against ``truth`` when given)."""
+    import dask
+
+    from seiscluster import diagnostics as diag
+    from seiscluster.compute import compute_settings, dask_scheduler
+    from seiscluster.fileio import write_json, write_netcdf
+    from seiscluster.tremor import features as feat
+    from seiscluster.tremor.deep_stages import _check_kscan, order_by_power, run_scan, write_scan
+
+    if isinstance(files, str):
+        files = [files]
+    kscan, channels = dict(plain(kscan) or {}), plain(channels)
+    thresholds = diag.settings(plain(diagnostics))
+    _check_kscan(kscan)
+    prep, settings = check_config(waveforms, preprocess, spectrogram, files)
+    fset = feat.FeatureSettings.from_config(features)
+    start = time.perf_counter()
+    source = open_source(waveforms, files)
+    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
+    job = feat.prepare(source, prep, settings, fset, inventory)
+    starts = spec.source_window_starts(source, settings)
+    cfg = compute_settings(compute)
+    per_block = max(1, round(cfg.spectrogram_block_days * spec.DAY / settings.window_step))
+    with dask_scheduler(cfg, threads) as session:
+        shared = session.share(job)
+        blocks = dask.compute(*(
+            [dask.delayed(feat.block_features)(shared, starts[i:i + per_block], ch, fset)
+             for ch in job.channels] for i in range(0, starts.size, per_block)))
+    values = np.stack([np.concatenate([b[c].values for b in blocks]) for c in
+                       range(len(job.channels))], axis=1)  # (window, channel, feature)
+    reason = np.stack([np.concatenate([b[c].reason for b in blocks]) for c in
+                       range(len(job.channels))], axis=1)
+    valid = reason == 0
+    keep = valid.all(axis=1) if channels == "stack" else valid.any(axis=1)
+    if not keep.any():
+        raise InputError(f"{feat.FKEY}: no window could be computed from "
+                         f"{source.description} (every window was skipped).")
+    names = feat.feature_names(fset)
+    if channels == "stack":
+        w_idx, c_idx = np.flatnonzero(keep), None
+        x = values[w_idx].reshape(w_idx.size, -1)
+    else:
+        w_idx, c_idx = np.nonzero(valid)
+        x = values[w_idx, c_idx]
+    t_features = time.perf_counter() - start
+    z = feat.standardise(x, fset.scaling)
+    start = time.perf_counter()
+    result = run_scan(z, kscan, seed, threads, thresholds,
+                      f"the features of {source.description}")
+    t_scan = time.perf_counter() - start
+    k = result.n_clusters
+    fit = result.fits[k]
+    level = [i for i, (n, _, _) in enumerate(names) if n.startswith(("p50_", "rsam_"))]
+    per_channel = x.reshape(x.shape[0], -1, len(names))
+    power = per_channel[:, :, level or list(range(len(names)))].mean(axis=(1, 2))
+    order = order_by_power(power[:, None], fit.labels, k)
+    new = np.empty_like(order)
+    new[order] = np.arange(k)
+    cluster = new[fit.labels] + 1
+    distance = np.linalg.norm(z - fit.centres[fit.labels].astype(np.float64), axis=1)
+    times = starts[w_idx].astype("datetime64[ns]")
+    out = pd.DataFrame({"window_start": pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M:%S")})
+    if c_idx is not None:
+        out["channel"] = [job.channels[c] for c in c_idx]
+    out["cluster"] = cluster
+    out["distance"] = np.round(distance, 6)
+    with atomic_path(labels) as tmp:
+        out.to_csv(tmp, index=False)
+    write_scan(result, kscan, cluster, thresholds, scan, choice, "tremor feature k-means scan",
+               n_samples=int(z.shape[0]), n_features=int(z.shape[1]),
+               features_seconds=round(t_features, 3), scan_seconds=round(t_scan, 3))
+    write_netcdf(feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names,
+                                 fset, settings), table)
+    sizes = np.bincount(cluster, minlength=k + 1)[1:]
+    scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(k),
+                              "cluster_sizes": sizes.tolist()}
+    if truth is not None:
+        regime, fraction = synthetic.truth_of(truth, times)
+        scores |= synthetic.truth_scores(regime, fraction, cluster)
+        log.info("features: ARI vs %s %.3f", truth, scores["ari"])
+    write_json(metrics, scores)
+    if kscan_figure is not None:
+        from seiscluster.plots import deep as plots  # matplotlib only where needed
+
+        plots.save(plots.plot_kscan(result.table, k, result.message,
+                                    thresholds["min_stability"]), kscan_figure, 120)
+    log.info("features of %d samples (%d features) in %.1f s; k scan in %.1f s; %s; sizes %s",
+             z.shape[0], z.shape[1], t_features, t_scan, result.message, sizes.tolist())
+
+
+def feature_dataset(values: np.ndarray, valid: np.ndarray, starts: np.ndarray,
+                    channels: Sequence[str], names: Sequence[tuple[str, str, str]],
+                    fset: Any, settings: spec.SpectrogramSettings) -> xr.Dataset:
+    """The features as a CF-annotated dataset: ``feature(window, channel, name)`` with the
+    long name and units of every feature, NaN where a window-channel was skipped."""
+    ds = xr.Dataset(
+        {"feature": (("window", "channel", "name"), values.astype(np.float64), {
+            "long_name": "interpretable window features (see feature_long_name)"}),
+         "valid": (("window", "channel"), valid,
+                   {"long_name": "window computed for this channel"}),
+         "feature_long_name": (("name",), np.array([n[1] for n in names], dtype=str)),
+         "feature_units": (("name",), np.array([n[2] for n in names], dtype=str))},
+        coords={"window": ("window", starts.astype("datetime64[ns]"),
+                           {"long_name": "window start (UTC)"}),
+                "channel": ("channel", np.array(channels, dtype=str),
+                            {"long_name": "NET.STA.LOC.CHA"}),
+                "name": ("name", np.array([n[0] for n in names], dtype=str),
+                         {"long_name": "feature name"})},
+        attrs={"title": "Interpretable features of each window (seiscluster tremor branch)",
+               "Conventions": "CF-1.8",
+               "frame_seconds": fset.frame_seconds,
+               "bands": json.dumps([list(b) for b in fset.bands]),
+               "percentiles": json.dumps(list(fset.percentiles)),
+               "sets": json.dumps(list(fset.sets)), "scaling": fset.scaling,
+               "window_length": settings.window_length, "window_step": settings.window_step},
+    )
+    return ds
+
+
+def primary_labels(*, features: str, dec: str, labels: str, primary: str) -> None:
+    """The run's primary tremor labels (``tremor.primary_labels``: the interpretable
+    features' k-means or the DEC labels): window start[, channel], cluster, and which
+    representation gave them."""
+    primary = plain(primary)
+    if primary not in ("features", "dec"):
+        raise InputError(f"tremor.primary_labels must be features or dec, got {primary!r}.")
+    table = pd.read_csv(features if primary == "features" else dec)
+    keep = [c for c in ("window_start", "channel", "cluster") if c in table]
+    out = table[keep].assign(representation=primary)
+    with atomic_path(labels) as tmp:
+        out.to_csv(tmp, index=False)
+    log.info("primary labels: %s (%d samples, %d clusters)", primary, len(out),
+             out["cluster"].nunique())
