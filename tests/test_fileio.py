@@ -58,7 +58,7 @@ def test_folders_written_whole_get_the_mode_of_a_plain_mkdir(tmp_path, umask):
     assert mode(folder) == 0o777 & ~umask
     assert fileio.remove_leftovers(tmp_path / "store") == [folder]
     # the example records are such a folder, renamed onto its target
-    files = write_example(make_example(days=1, sampling_rate=12.0), tmp_path / "waveforms",
+    files = write_example(make_example(days=1, sampling_rate=32.0), tmp_path / "waveforms",
                           tmp_path / "truth.csv")
     assert mode(tmp_path / "waveforms") == 0o777 & ~umask
     assert {mode(p) for p in [*files, tmp_path / "truth.csv"]} == {0o666 & ~umask}

@@ -122,13 +122,17 @@ def _label_folder(root, dec_clusters=(1, 2, 2)):
                                    "2021-03-12T02:00:00"],
                   "cluster": list(dec_clusters), "max_assignment": [0.9, 0.8, 0.7]}).to_csv(
         root / "tremor/dec/labels.csv", index=False)
+    (root / "tremor/features").mkdir(parents=True)
+    pd.DataFrame({"window_start": ["2021-03-12T00:00:00"], "cluster": [3],
+                  "distance": [0.5]}).to_csv(root / "tremor/features/labels.csv", index=False)
     return root
 
 
 def test_labels_are_collected_and_compared(tmp_path):
     labels = provenance.collect_labels(_label_folder(tmp_path / "a"))
     assert list(labels.columns) == ["product", "item", "cluster"]
-    assert labels["product"].tolist() == ["velocity/kmeans"] * 2 + ["tremor/dec"] * 3
+    assert labels["product"].tolist() == (["velocity/kmeans"] * 2 + ["tremor/dec"] * 3
+                                          + ["tremor/features"])
     assert labels["item"].iloc[1] == "1.500000,2.250000"
     reference = tmp_path / "ref.csv"
     assert provenance.main([str(tmp_path / "a"), str(reference), "--record"]) == 0
@@ -144,6 +148,6 @@ def test_labels_are_collected_and_compared(tmp_path):
 @pytest.mark.parametrize("rows", [3, 4])
 def test_changed_items_are_reported(tmp_path, rows):
     labels = provenance.collect_labels(_label_folder(tmp_path / "a"))
-    other = labels.head(rows)
+    other = labels.drop(index=range(rows, 5))  # some DEC rows; the features row stays
     (problem,) = provenance.compare_labels(labels, other)
     assert problem.startswith("tremor/dec:") and "items differ" in problem

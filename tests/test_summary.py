@@ -159,8 +159,8 @@ def test_sweep_outputs_link_every_run_and_embed_the_figures(sweep):
     assert written["run"].tolist() == list("abcde")
     np.testing.assert_allclose(written["velocity_kmeans_inertia"],
                                table["velocity_kmeans_inertia"])
-    assert sorted(p.name for p in (folder / "figures").iterdir()) == ["metrics.png",
-                                                                      "wall_time.png"]
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == [
+        "metrics.png", "metrics.svg", "wall_time.png", "wall_time.svg"]
     page = (folder / "index.html").read_text()
     links = re.findall(r"<a href='([^']+)'", page)
     assert links[:5] == [f"../../{name}/report.html" for name in "abcde"]

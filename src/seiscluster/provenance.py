@@ -156,7 +156,8 @@ def record_run(
 
 
 def collect_labels(folder: str | Path) -> pd.DataFrame:
-    """Every label of a run folder: ``product, item, cluster`` (velocity maps, tremor DEC)."""
+    """Every label of a run folder: ``product, item, cluster`` (velocity maps, tremor DEC and
+    feature clusters)."""
     folder = Path(folder)
     frames = []
     for table in sorted(folder.glob("velocity/*/cluster_map.csv")):
@@ -165,13 +166,15 @@ def collect_labels(folder: str | Path) -> pd.DataFrame:
             "product": table.parent.relative_to(folder).as_posix(),
             "item": df["lat"].map("{:.6f}".format) + "," + df["lon"].map("{:.6f}".format),
             "cluster": df["cluster"]}))
-    dec = folder / "tremor/dec/labels.csv"
-    if dec.is_file():
-        df = pd.read_csv(dec)
+    for product in ("tremor/dec", "tremor/features"):
+        table = folder / product / "labels.csv"
+        if not table.is_file():
+            continue
+        df = pd.read_csv(table)
         item = df["window_start"].astype(str)
         if "channel" in df:
             item = item + "," + df["channel"].astype(str)
-        frames.append(pd.DataFrame({"product": "tremor/dec", "item": item,
+        frames.append(pd.DataFrame({"product": product, "item": item,
                                     "cluster": df["cluster"]}))
     if not frames:
         return pd.DataFrame(columns=["product", "item", "cluster"])
