@@ -87,7 +87,8 @@ def report(tmp_path_factory) -> Path:
 def test_every_image_loads_and_no_section_is_empty(report, tmp_path, record_property):
     result = browser_check(report, tmp_path)
     assert len(result["images"]) == 8
-    assert len(result["sections"]) == 14
+    assert len(result["sections"]) == 15
+    assert "tremor-features" in {s["id"] for s in result["sections"]}
     assert not problems(result)
     shot = tmp_path / "report.png"
     chromium(f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri(),

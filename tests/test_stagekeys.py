@@ -96,7 +96,8 @@ def test_names_and_speed_only_settings_change_no_key():
     assert changed(["velocity.kmeans.figbase=mine", "velocity.som.figbase=ours",
                     "data.waveforms.fdsn_cache=elsewhere"]) == set()
     assert changed(["trainer.num_threads=1"]) == {
-        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures"}
+        "tremor_pretrain", "tremor_embed_kscan", "tremor_finetune", "tremor_deep_figures",
+        "tremor_labels"}
     # the elbow scan fits every profile: the final fit's k and sample are not in its key
     assert changed(["velocity.kmeans.fit_sample_size=100"]) == {
         "velocity_kmeans", "velocity_kmeans_figures"}
