@@ -66,7 +66,9 @@ CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
     ("tremor-examples", "Tremor: Per-cluster examples", (
         ("cluster_spectrograms", "Mean spectrogram of each cluster."),
         ("reconstructions", "The windows of each cluster nearest its centre (in the "
-                            "fine-tuned embedding) and their autoencoder reconstructions."),
+                            "fine-tuned embedding): spectrogram, autoencoder reconstruction "
+                            "and, below, the preprocessed record (min-max envelope; gaps "
+                            "blank)."),
     )),
 )
 #: The tremor figures, in the report's order (the workflow's report inputs).

@@ -73,3 +73,21 @@ def test_events_read_their_end():
     assert events[0][2] is None and events[1][2] == np.datetime64("2021-03-13T05:00", "ns")
     with pytest.raises(InputError, match=r"events\[0\]\.end"):
         _events([{"time": "2021-03-13", "end": "soon"}])
+
+
+def test_representative_windows_show_their_record_below_the_spectrograms():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 1, 8, 16))
+    t = np.arange(36000) / 10.0
+    y = rng.normal(size=t.size)
+    y[1000:2000] = np.nan  # a gap
+    fig = deep.plot_reconstructions(x, x, np.array([1, 1, 2, 2]), np.full(4, 0.9),
+                                    np.linspace(1, 4, 8), np.linspace(0, 3600, 16),
+                                    [(t, y)] * 4, "m/s")
+    assert len(fig.axes) == 4 * 2 + 4  # input and reconstruction, then the record, each
+    records = [ax for ax in fig.axes if ax.get_ylabel().startswith("record")]
+    assert [ax.get_ylabel() for ax in records] == ["record (m/s)"] * 2  # first of each row
+    assert all(ax.get_xlabel() == "time (min)" for ax in fig.axes)
+    assert len(deep.plot_reconstructions(x, x, np.array([1, 1, 2, 2]), np.full(4, 0.9),
+                                         np.linspace(1, 4, 8),
+                                         np.linspace(0, 3600, 16)).axes) == 8

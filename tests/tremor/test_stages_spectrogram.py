@@ -398,3 +398,30 @@ def test_channels_of_different_rates_share_one_grid(tmp_path):
     derived = json.loads(ds.attrs["settings"])["derived"]
     assert derived["sampling_rate"] == {"XX.A..HHZ": 20.0, "XX.B..HHZ": 50.0}
     assert derived["n_frames"] == {"XX.A..HHZ": 92, "XX.B..HHZ": 233}
+
+
+def test_a_windows_record_is_read_again_as_the_store_saw_it(example):
+    """The representative windows' waveforms: the store's own settings rebuild the reading
+    and preprocessing; a gap comes back as NaN, a complete window has none."""
+    from seiscluster.tremor.spectrogram import window_waveform
+
+    tmp, files, ds, _, _ = example
+    job = stages.store_job(str(tmp / "out.zarr"), files)
+    missing = ds["missing_fraction"].values[:, 0]
+    starts = ds["window"].values.astype("M8[ns]").astype(np.int64)
+    complete = np.flatnonzero(missing == 0)
+    gap, full = int(np.argmax(missing)), int(complete[complete.size // 2])  # not an end
+    assert missing[gap] > 0 and missing[full] == 0
+    t, y = window_waveform(job, int(starts[full]), "XX.SYN..HHZ")
+    assert t.size == y.size == 3600 * 50 and t[1] == pytest.approx(0.02)
+    assert np.isfinite(y).all() and y.std() > 0 and abs(y.mean()) < 0.05 * y.std()
+    _, y = window_waveform(job, int(starts[gap]), "XX.SYN..HHZ")
+    assert missing[gap] <= np.isnan(y).mean() < missing[gap] + 0.05
+
+
+def test_a_store_without_its_settings_cannot_be_read_again(example, tmp_path):
+    tmp = example[0]
+    bare = tmp_path / "bare.zarr"
+    xr.open_zarr(tmp / "out.zarr").drop_attrs().to_zarr(bare, zarr_format=2)
+    with pytest.raises(InputError, match="records no waveform settings"):
+        stages.store_job(str(bare))

@@ -193,6 +193,7 @@ rule tremor_finetune:
 rule tremor_deep_figures:
     input:
         unpack(optional_upstream("tremor_example", truth="truth")),
+        unpack(waveform_inputs),
         spectrograms=upstream("tremor_spectrograms", "spectrograms"),
         embeddings=upstream("tremor_embed_kscan", "embeddings"),
         scan=upstream("tremor_embed_kscan", "scan"),

@@ -283,34 +283,59 @@ def _extent(frequency: np.ndarray, time: np.ndarray) -> list[float]:
 def plot_reconstructions(
     x: np.ndarray, r: np.ndarray, clusters: np.ndarray, confidence: np.ndarray,
     frequency: np.ndarray, time: np.ndarray,
+    waveforms: Sequence[tuple[np.ndarray, np.ndarray]] | None = None, units: str = "counts",
 ) -> Figure:
     """Input and reconstruction of the representative examples of each cluster (first
     channel; the caller picks them, the workflow those nearest the cluster's centre), one
-    row per cluster."""
+    row per cluster; with ``waveforms`` ((times s, values) per example), each example's
+    preprocessed record below its spectrograms, drawn as its min-max envelope."""
     ids = list(dict.fromkeys(clusters.tolist()))
     per = max((np.sum(clusters == c) for c in ids), default=1)
-    fig = Figure(figsize=(3.2 * per, 2.0 * max(len(ids), 1) + 0.5))
-    axes = np.atleast_2d(fig.subplots(max(len(ids), 1), 2 * per, squeeze=False))
+    rows = max(len(ids), 1)
+    heights = [2.0, 1.1] * rows if waveforms is not None else [2.0] * rows
+    fig = Figure(figsize=(3.2 * per, sum(heights) + 0.5))
+    grid = fig.add_gridspec(len(heights), 2 * per, height_ratios=heights)
+    step = len(heights) // rows
     lo, hi = (np.percentile(x[:, 0], [1, 99]) if x.size else (0, 1))
     ext = _extent(frequency, time)
-    for ax in axes.ravel():
-        ax.set_axis_off()
     for row, c in enumerate(ids):
-        members = np.flatnonzero(clusters == c)
-        for j, i in enumerate(members):
+        for j, i in enumerate(np.flatnonzero(clusters == c)):
             for col, (img, name) in enumerate(((x[i, 0], "input"), (r[i, 0], "reconstruction"))):
-                ax = axes[row, 2 * j + col]
-                ax.set_axis_on()
+                ax = fig.add_subplot(grid[step * row, 2 * j + col])
                 ax.imshow(img, origin="lower", aspect="auto", extent=ext, vmin=lo, vmax=hi,
                           cmap="viridis")
                 ax.set_title(f"cluster {c}: {name}" + (f" (q={confidence[i]:.2f})"
                                                        if col == 0 else ""), fontsize=7)
                 ax.tick_params(labelsize=6)
-        axes[row, 0].set_ylabel("frequency (Hz)", fontsize=7)
-    for ax in axes[-1]:
-        ax.set_xlabel("time (min)", fontsize=7)
+                ax.set_xlabel("time (min)", fontsize=7)
+                if j == 0 and col == 0:
+                    ax.set_ylabel("frequency (Hz)", fontsize=7)
+            if waveforms is not None:
+                _envelope(fig.add_subplot(grid[step * row + 1, 2 * j:2 * j + 2]),
+                          *waveforms[i], units if j == 0 else None)
     fig.tight_layout()
     return fig
+
+
+def _envelope(ax, t: np.ndarray, y: np.ndarray, units: str | None, bins: int = 800) -> None:
+    """A long record as the minimum and maximum of each of ``bins`` time bins (what a
+    plotted line of every sample would show, at a fraction of the vector size)."""
+    n = t.size // bins * bins
+    if n == 0:
+        ax.plot(t / 60, y, lw=0.5, color="k")
+    else:
+        blocks = y[:n].reshape(bins, -1)
+        ok = np.isfinite(blocks).any(axis=1)
+        with np.errstate(all="ignore"):
+            low = np.where(ok, np.nanmin(np.where(ok[:, None], blocks, 0), axis=1), np.nan)
+            high = np.where(ok, np.nanmax(np.where(ok[:, None], blocks, 0), axis=1), np.nan)
+        ax.fill_between(t[:n].reshape(bins, -1)[:, 0] / 60, low, high, color="k", lw=0.3,
+                        step="post")
+    ax.set_xlim(t[0] / 60 if t.size else 0, t[-1] / 60 if t.size else 1)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel("time (min)", fontsize=7)
+    if units is not None:
+        ax.set_ylabel(f"record ({units})", fontsize=7)
 
 
 def plot_cluster_spectra(

@@ -684,10 +684,12 @@ def deep_figures(
     seed: int = 0,
     threads: int = 1,
     diagnostics: Mapping[str, Any] | None = None,
+    files: Sequence[str] | str | None = None,
 ) -> None:
     """The figures of the deep clustering, and its metrics (ARI vs ``truth`` if given;
     the share of labels the fine-tuning changed and the ``warnings`` of
-    :mod:`seiscluster.diagnostics`)."""
+    :mod:`seiscluster.diagnostics`). ``files``: the records the spectrograms were made
+    from, where those are files (for the representative windows' waveforms)."""
     from seiscluster.plots import deep as plots
     from seiscluster.plots.tremor import amplitude_label, amplitude_trace
 
@@ -730,9 +732,10 @@ def deep_figures(
             trace, label, length = None, "", None
         plots.save(plots.plot_timeline(samples.window, y1, q1.max(axis=1), k, samples.channel,
                                        events, trace, label, length), timeline_figure, dpi)
-    recon = _reconstructions(samples, q1, y1, k, final_model, best,
-                             np.linalg.norm(z1 - asg["centroid"].values[y1 - 1], axis=1))
-    plots.save(plots.plot_reconstructions(*recon, samples.frequency, samples.time),
+    picks, *recon = _reconstructions(samples, q1, y1, k, final_model, best,
+                                     np.linalg.norm(z1 - asg["centroid"].values[y1 - 1], axis=1))
+    plots.save(plots.plot_reconstructions(*recon, samples.frequency, samples.time,
+                                          *_waveforms(spectrograms, files, samples, picks)),
                reconstruction_figure, dpi)
     plots.save(plots.plot_cluster_spectra(samples.x, y1, k, samples.frequency, samples.time,
                                           samples.channels if samples.mode == "stack"
@@ -805,7 +808,29 @@ def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_m
     picks_arr = np.asarray(picks, dtype=np.int64)
     x = samples.x[picks_arr]
     _, r = embed(ae.eval(), as_tensor(x, False), reconstruct=True) if picks else (None, x)
-    return x, r, np.asarray(rows), conf[picks_arr]
+    return picks_arr, x, r, np.asarray(rows), conf[picks_arr]
+
+
+def _waveforms(spectrograms: str, files: Sequence[str] | str | None, samples,
+               picks: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]] | None, str]:
+    """The preprocessed record of each picked sample's window (its own channel, or the
+    first one of a stack) and the records' units; (None, "") with a warning where the
+    records cannot be read again (a store made elsewhere, records moved)."""
+    from seiscluster.tremor import stages
+    from seiscluster.tremor.spectrogram import window_waveform
+
+    with xr.open_zarr(spectrograms) as ds:
+        units = str(ds.attrs.get("units", ""))
+    try:
+        job = stages.store_job(spectrograms, [files] if isinstance(files, str) else files)
+    except InputError as err:
+        log.warning("no waveforms beside the representative windows: %s", err)
+        return None, ""
+    starts = samples.window[picks].astype("M8[ns]").astype(np.int64)
+    chans = [str(samples.channels[c]) if c >= 0 else str(samples.channels[0])
+             for c in samples.channel_index[picks]]
+    return [window_waveform(job, int(t), ch)
+            for t, ch in zip(starts, chans, strict=True)], units
 
 
 def _silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:

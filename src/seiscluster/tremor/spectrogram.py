@@ -629,6 +629,21 @@ def channel_segments(job: Job, starts_ns: np.ndarray, channel: str) -> list[Segm
                              job.inventory)
 
 
+def window_waveform(job: Job, start_ns: int, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    """The preprocessed record of one window of one channel, as the spectrogram saw it:
+    times (s from the window start) and values, NaN where data are missing or tapered."""
+    fs = job.plans[channel].fs
+    n = round(job.settings.window_length * fs)
+    out = np.full(n, np.nan)
+    for seg in channel_segments(job, np.array([start_ns], dtype=np.int64), channel):
+        offset = round((seg.start_ns - start_ns) * fs / NS)
+        use = np.arange(seg.edge, seg.data.size - seg.edge)
+        at = use + offset
+        inside = (at >= 0) & (at < n)
+        out[at[inside]] = seg.data[use[inside]]
+    return np.arange(n) / fs, out
+
+
 def channel_block(job: Job, starts_ns: np.ndarray, channel: str) -> Windows:
     """Read, preprocess and compute one block of windows of one channel."""
     segments = channel_segments(job, starts_ns, channel)

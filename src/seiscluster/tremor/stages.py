@@ -108,6 +108,22 @@ def spectrograms(
     log.info("spectrograms done in %.1f s", time.perf_counter() - start)
 
 
+def store_job(spectrograms: str, files: Sequence[str] | None = None) -> spec.Job:
+    """The reading and preprocessing of a spectrogram store's windows, rebuilt from the
+    settings it records (``files``: the records it was made from, where those are files)."""
+    with xr.open_zarr(spectrograms) as ds:
+        settings = json.loads(ds.attrs.get("settings", "{}"))
+    if not {"waveforms", "preprocess", "spectrogram"} <= set(settings):
+        raise InputError(f"{spectrograms} records no waveform settings (attribute "
+                         "'settings'); it was not written by the spectrogram stage.")
+    waveforms = settings["waveforms"]
+    prep, spec_settings = check_config(waveforms, settings["preprocess"],
+                                       settings["spectrogram"], files)
+    source = open_source(waveforms, files)
+    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
+    return spec.prepare_job(source, prep, spec_settings, inventory)
+
+
 def spectrogram_figures(*, spectrograms: str, overview: str, examples: str,
                         dpi: int = 120) -> None:
     """Long-term overview (mean spectrum per window and band amplitude over time) and a grid
