@@ -28,8 +28,8 @@ from seiscluster.plots.colours import (
 )
 from seiscluster.plots.style import save
 
-__all__ = ["cluster_colour_list", "panel_grid", "plot_cluster_map", "plot_cluster_profiles",
-           "plot_som_maps", "save"]
+__all__ = ["cluster_colour_list", "panel_grid", "plot_agreement", "plot_cluster_map",
+           "plot_cluster_profiles", "plot_som_maps", "save"]
 
 
 def panel_grid(n: int) -> tuple[int, int]:
@@ -213,4 +213,35 @@ def plot_som_maps(u_matrix: np.ndarray, hits: np.ndarray) -> Figure:
     axes[1].set_title("hits (node number / count)" if max(nx, ny) <= 8 else
                       f"hits; node number = (x - 1)·{ny} + y")
     fig.tight_layout()
+    return fig
+
+
+#: Colours of the agreement map: the two clusterings disagree, agree.
+AGREEMENT_COLOURS = ("#d7301f", "#1a9850")
+
+
+def plot_agreement(applied: xr.Dataset, run: xr.Dataset, title: str,
+                   markers: Sequence[Mapping[str, Any]] = ()) -> Figure:
+    """Another model's profiles in a run's clusters (the run's colours) beside the map of
+    where that agrees with the run's own cluster at the same place (green) or not (red);
+    grey: no profile or no run node within reach."""
+    lon, lat = applied["longitude"].values, applied["latitude"].values
+    projection = maps.choose_projection(lon, lat)
+    ids = run["cluster"].values.astype(int)
+    fig = Figure(figsize=(12.5, 5.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    cmap, norm, ticks = discrete_norm(ids, cluster_colour_list(run))
+    mesh, _ = maps.draw_map(left, lon, lat, applied["cluster_label"].values, cmap, norm,
+                            markers=markers, projection=projection)
+    fig.colorbar(mesh, ax=left, ticks=ticks, shrink=0.8, label="run's cluster").minorticks_off()
+    left.set_title(title, fontsize=10)
+    cmap, norm, _ = discrete_norm(np.array([0, 1]), list(AGREEMENT_COLOURS))
+    mesh, _ = maps.draw_map(right, lon, lat, applied["agreement"].values, cmap, norm,
+                            markers=markers, projection=projection)
+    bar = fig.colorbar(mesh, ax=right, ticks=[0, 1], shrink=0.8)
+    bar.ax.set_yticklabels(["differ", "agree"])
+    bar.minorticks_off()
+    right.set_title(f"same cluster as the run: {100 * applied.attrs['fraction_same']:.1f} % "
+                    f"of {applied.attrs['n_compared']} nodes (ARI "
+                    f"{applied.attrs['ari']:.2f})", fontsize=10)
     return fig

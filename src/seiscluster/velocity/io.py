@@ -48,9 +48,10 @@ ALIASES = {
 #: Variable names (lower case) taken to be a velocity when several 3-D variables qualify.
 VELOCITY_NAMES = ("vs", "vp", "v", "vsv", "vsh", "vpv", "vph", "dvs", "dvp", "dvsv", "dvsh",
                   "dlnvs", "dlnvp", "velocity", "vel", "s_velocity", "p_velocity")
-#: Units (lower case, spaces removed) that look like a velocity.
-VELOCITY_UNITS = ("km/s", "kmps", "km.s-1", "kms-1", "km.s^-1", "km/sec", "m/s", "mps",
-                  "m.s-1", "ms-1", "m.s^-1", "m/sec")
+#: Units (lower case, spaces removed) that look like a velocity: km/s, then m/s spellings.
+KM_PER_S_UNITS = ("km/s", "kmps", "km.s-1", "kms-1", "km.s^-1", "km/sec")
+M_PER_S_UNITS = ("m/s", "mps", "m.s-1", "ms-1", "m.s^-1", "m/sec")
+VELOCITY_UNITS = KM_PER_S_UNITS + M_PER_S_UNITS
 METRE_UNITS = ("m", "meter", "meters", "metre", "metres")
 SUFFIXES = {".nc": "netcdf", ".nc4": "netcdf", ".cdf": "netcdf", ".netcdf": "netcdf",
             ".txt": "text", ".dat": "text", ".csv": "text", ".xyz": "text", ".npz": "npz"}
