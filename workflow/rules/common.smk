@@ -14,7 +14,6 @@ from seiscluster.errors import InputError
 from seiscluster.report import TREMOR_FIGURES
 from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
-from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
 from seiscluster.tremor.waveforms import expand_files
 
@@ -33,13 +32,12 @@ def section(node):
 
 
 def check_tremor_config(cfg):
-    """The tremor branch's own checks of a run's configuration (files looked up, no data)."""
+    """What compose() cannot check in a run's tremor configuration: the waveform files
+    looked up, and the sampling rate's limits where it is known without reading data."""
     if "tremor" not in [b.value for b in cfg.branches]:
         return
     checked(check_tremor, section(cfg.data.waveforms), section(cfg.tremor.preprocess),
             section(cfg.tremor.spectrogram))
-    checked(check_deep, *(section(cfg.tremor[key]) for key in
-                          ("model", "pretrain", "kscan", "dec")), section(cfg.trainer))
 
 
 PLAN = checked(plan, checked(as_list, config.get("overrides"), "overrides"),
