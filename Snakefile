@@ -8,8 +8,7 @@ min_version("9.0")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/velocity.smk"
-include: "workflow/rules/tremor.smk"
+include: "workflow/rules/stages.smk"
 include: "workflow/rules/runs.smk"
 include: "workflow/rules/report.smk"
 

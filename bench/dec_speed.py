@@ -41,9 +41,10 @@ import lightning as L
 import numpy as np
 import torch
 
+from seiscluster.config import DecConfig
 from seiscluster.tremor.autoencoder import AutoencoderModule, ConvAutoencoder, embed
 from seiscluster.tremor.datamodule import SpectrogramDataModule, as_tensor
-from seiscluster.tremor.dec import DEC_DEFAULTS, fit_dec
+from seiscluster.tremor.dec import fit_dec
 from seiscluster.tremor.kscan import fit_kmeans, kscan
 
 REFERENCE = {"pretrain epoch": 5.0, "1000 DEC iterations": 21.0, "embed all windows": 1.1,
@@ -182,7 +183,7 @@ def profile_dec(x: np.ndarray, args: argparse.Namespace) -> None:
           f"(/ 2 threads = {cpu / 2:.2f} s)")
     for kind, t in sorted(kinds.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:22s} {100 * t / total:5.1f}%  {cpu * t / total:6.2f} s")
-    kernel_floor(ae, len(x), args.iters, dec["update_interval"], DEC_DEFAULTS["batch_size"])
+    kernel_floor(ae, len(x), args.iters, dec["update_interval"], DecConfig().batch_size)
 
 
 def best_ms(fn, repeat: int = 5, number: int = 100) -> float:

@@ -31,7 +31,7 @@ import xarray as xr
 from sklearn.datasets import make_blobs
 
 from seiscluster import kselect
-from seiscluster.config import compose, to_container
+from seiscluster.config import KRule, compose, to_container
 from seiscluster.errors import InputError
 from seiscluster.tremor.kscan import kscan
 from seiscluster.velocity.elbow import elbow_scan
@@ -66,7 +66,7 @@ def blobs(shape: str, k: int, seed: int, n: int = 600, dim: int = 10) -> np.ndar
 def rules_of(table: pd.DataFrame, criterion_k: int, min_stability: float) -> dict[str, int]:
     """The k of every rule on one scan table."""
     return {rule: kselect.choose(table, rule, criterion_k, "criterion", min_stability,
-                                 "rule")[0] for rule in kselect.RULES}
+                                 "rule")[0] for rule in [rule.value for rule in KRule]}
 
 
 def scan_velocity(X: np.ndarray, cfg, nrange=None) -> tuple[pd.DataFrame, int, float]:
@@ -108,7 +108,7 @@ def run_blobs(cfg) -> None:
                                      **got})
                         print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
-    hits = frame[list(kselect.RULES)].eq(frame["true_k"], axis=0)
+    hits = frame[list([rule.value for rule in KRule])].eq(frame["true_k"], axis=0)
     summary = hits.groupby([frame["group"], frame["branch"]]).mean()
     print("\nshare of data sets where each rule finds the true k:")
     print(summary.round(3).to_string())

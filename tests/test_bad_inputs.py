@@ -159,8 +159,32 @@ def config_key_typo(tmp: Path):
 def dtw_constraint_typo(tmp: Path):
     return lambda: compose(["velocity.kmeans.metric=dtw",
                             "velocity.kmeans.metric_params.global_constraint=sakoe"]), (
-        "velocity.kmeans.metric_params.global_constraint must be sakoe_chiba, itakura or "
-        "null, got 'sakoe'.")
+        "velocity.kmeans.metric_params.global_constraint: expected one of sakoe_chiba, "
+        "itakura or null, got 'sakoe'.")
+
+
+def composed(override: str, message: str) -> Row:
+    """A row whose bad input is one configuration override."""
+    return lambda tmp: (lambda: compose([override]), message)
+
+
+ROWS |= {
+    "value_out_of_range": composed("tremor.dec.lr=-1",
+                                   "tremor.dec.lr: expected a number > 0, got -1.0."),
+    "keys_that_contradict": composed(
+        "tremor.kscan.k_min=50",
+        "tremor.kscan.k_max: expected an integer >= tremor.kscan.k_min (50), got 15."),
+    "value_of_the_wrong_type": composed(
+        "tremor.pretrain.batch_size=16.5",
+        "tremor.pretrain.batch_size: expected an integer, got 16.5."),
+    "unknown_option": composed(
+        "tremor.spectrogram.pooling=median",
+        "tremor.spectrogram.pooling: expected one of mean, max, percentile, got 'median'."),
+    "response_removal_without_response": composed(
+        "tremor.preprocess.remove_response=true",
+        "tremor.preprocess.remove_response: expected false when data.waveforms.stationxml "
+        "(the instrument response) is null, got True."),
+}
 
 
 @row

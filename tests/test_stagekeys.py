@@ -22,6 +22,7 @@ from seiscluster.stagekeys import (
     stage_stems,
 )
 
+WORKFLOW_REPORT = PACKAGE_DIR.parents[1] / "workflow" / "report"
 TREMOR_STAGES = ["tremor_example", "tremor_spectrograms", "tremor_features",
                  "tremor_spectrogram_figures", "tremor_pretrain", "tremor_embed_kscan",
                  "tremor_finetune", "tremor_deep_figures", "tremor_labels"]
@@ -43,6 +44,34 @@ def test_every_value_a_stage_reads_is_an_argument_of_its_function(stage):
     assert set(STAGES[stage].reads) | set(STAGES[stage].runtime) <= set(params)
     for upstream in STAGES[stage].upstream:
         assert list(STAGES).index(upstream) < list(STAGES).index(stage)
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_a_declaration_fits_its_function_and_its_upstream_stages(stage):
+    """Every input, output and folder a stage declares is an argument of its function
+    (the rule passes them by name); every input is an output of one of its upstream stages
+    and every figure's caption file exists."""
+    spec = STAGES[stage]
+    taken = inspect.signature(stage_function(stage)).parameters
+    named = [*spec.inputs, *spec.optional_inputs, *spec.outputs, *spec.folders]
+    assert [arg for arg in named if arg not in taken] == []
+    for product in {**spec.inputs, **spec.optional_inputs}.values():
+        upstream, output = product.split(".")
+        assert upstream in spec.upstream and output in STAGES[upstream].outputs, product
+    for product in spec.outputs.values():
+        if product.caption:
+            assert (WORKFLOW_REPORT / f"{product.caption}.rst").is_file(), product
+
+
+def test_report_inputs_are_named_once_and_every_figure_has_a_caption():
+    from seiscluster.report import caption
+
+    products = [p for spec in STAGES.values() for p in spec.outputs.values()]
+    names = [p.report for p in products if p.report]
+    assert len(names) == len(set(names))
+    for product in products:
+        if product.path.endswith(".png"):
+            assert product.report and caption(product.report), product
 
 
 def test_active_stages_follow_branches_methods_and_choices():

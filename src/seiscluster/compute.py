@@ -17,13 +17,13 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import dask
 from threadpoolctl import threadpool_limits
 
-from seiscluster.config import ComputeConfig, Scheduler, check_compute
+from seiscluster.config import ComputeConfig, Scheduler, section
 from seiscluster.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,7 @@ def compute_settings(compute: Mapping[str, Any] | ComputeConfig | None = None) -
     """The checked ``compute`` section (missing keys take the defaults of ComputeConfig)."""
     if isinstance(compute, ComputeConfig):
         compute = asdict(compute)
-    values = asdict(ComputeConfig())
-    given = dict(compute or {})
-    unknown = sorted(set(given) - set(values))
-    if unknown:
-        raise InputError(f"Unknown configuration key 'compute.{unknown[0]}': expected one of "
-                         f"{', '.join(f.name for f in fields(ComputeConfig))}.")
-    values.update(given)
-    values["scheduler"] = getattr(values["scheduler"], "value", values["scheduler"])
-    check_compute(values)
+    values = section("compute", compute)
     return ComputeConfig(**{**values, "scheduler": Scheduler(values["scheduler"])})
 
 

@@ -9,10 +9,11 @@ sentence naming the key, before any stage runs.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -146,8 +147,57 @@ class Scheduler(str, Enum):
     distributed = "distributed"
 
 
-#: Normalisations of the spectrograms ("global" is a Python keyword, so no Enum).
-NORMALISATIONS = ("global", "per_window", "none")
+#: Normalisations of the spectrograms ("global" is a Python keyword: functional API).
+Normalisation = Enum("Normalisation", {name: name for name in ("global", "per_window", "none")},
+                     type=str)
+
+
+class Pooling(str, Enum):
+    """How STFT frames are reduced to ``tremor.spectrogram.n_time`` cells."""
+
+    mean = "mean"
+    max = "max"
+    percentile = "percentile"
+
+
+class FeatureSet(str, Enum):
+    """Groups of ``tremor.features.sets``."""
+
+    level = "level"
+    spikiness = "spikiness"
+    kurtosis = "kurtosis"
+    onset = "onset"
+    ratios = "ratios"
+    flatness = "flatness"
+
+
+class FeatureScaling(str, Enum):
+    zscore = "zscore"
+    robust = "robust"
+
+
+class PrimaryLabels(str, Enum):
+    """Which clustering gives ``tremor/labels.csv``."""
+
+    features = "features"
+    dec = "dec"
+
+
+class Activation(str, Enum):
+    """``tremor.model.activation`` (``seiscluster.tremor.autoencoder.ACTIVATIONS``)."""
+
+    elu = "elu"
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    selu = "selu"
+    gelu = "gelu"
+    silu = "silu"
+    tanh = "tanh"
+
+
+#: Lightning precision names accepted in ``trainer.precision`` (not identifiers: no Enum).
+PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16",
+              "16-true", "bf16-true")
 
 #: ``velocity.kmeans.metric_params`` keys that tslearn takes, per metric (DTW: a global
 #: constraint on the warping path; soft-DTW: its smoothing ``gamma``).
@@ -324,7 +374,7 @@ class PreprocessConfig:
     remove_response: bool = False
     response_output: ResponseOutput = ResponseOutput.VEL
     pre_filt: list[float] | None = None
-    water_level: float = 60.0
+    water_level: float | None = 60.0
     max_gap_fraction: float = 0.05
     channels: ChannelMode = ChannelMode.stack
 
@@ -343,8 +393,8 @@ class SpectrogramConfig:
     n_time: int = 128
     frequency_scale: FrequencyScale = FrequencyScale.linear
     power: Power = Power.log10
-    normalise: str = "global"
-    pooling: str = "mean"
+    normalise: Normalisation = Normalisation["global"]
+    pooling: Pooling = Pooling.mean
     pooling_percentile: float = 90.0
 
 
@@ -356,7 +406,7 @@ class ModelConfig:
     kernels: list[list[int]] = field(default_factory=lambda: [[7, 5], [5, 3], [5, 3], [5, 3]])
     strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
     latent_dim: int = 24
-    activation: str = "elu"
+    activation: Activation = Activation.elu
 
 
 @dataclass
@@ -390,12 +440,14 @@ class FeaturesConfig:
     """Interpretable per-window features (``seiscluster.tremor.features``)."""
 
     frame_seconds: float = 10.0
-    bands: list[list[float]] = field(default_factory=lambda: [
+    # list[Any]: OmegaConf refuses whole numbers in a nested list of floats; the rule of
+    # tremor.features.bands checks the pairs.
+    bands: list[Any] = field(default_factory=lambda: [
         [0.5, 1.0], [1.0, 2.0], [2.0, 4.0], [4.0, 8.0], [8.0, 16.0]])
     percentiles: list[float] = field(default_factory=lambda: [10.0, 50.0, 90.0, 99.0])
-    sets: list[str] = field(default_factory=lambda: ["kurtosis", "onset", "ratios",
-                                                     "flatness"])
-    scaling: str = "zscore"
+    sets: list[FeatureSet] = field(default_factory=lambda: [
+        FeatureSet.kurtosis, FeatureSet.onset, FeatureSet.ratios, FeatureSet.flatness])
+    scaling: FeatureScaling = FeatureScaling.zscore
 
 
 @dataclass
@@ -437,7 +489,7 @@ class TremorConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     kscan: KScanConfig = field(default_factory=KScanConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    primary_labels: str = "dec"
+    primary_labels: PrimaryLabels = PrimaryLabels.dec
     dec: DecConfig = field(default_factory=DecConfig)
     tsne: TsneConfig = field(default_factory=TsneConfig)
     plot: TremorPlotConfig = field(default_factory=TremorPlotConfig)
@@ -492,6 +544,9 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
+# ----------------------------------------------------------------------------- composition
+
+
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides and return the validated config."""
     from hydra import compose as hydra_compose
@@ -509,14 +564,26 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
 
 def validate(raw: DictConfig | dict) -> DictConfig:
     """Merge a raw config into the typed schema, resolve it and check every value."""
+    cfg = _merge(raw)
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
         raise InputError(_schema_message(err)) from None
-    _check_values(cfg)
+    check(to_container(cfg))
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def section(path: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The config section at ``path`` (e.g. ``"tremor.dec"``) as plain Python: ``values``
+    (a plain mapping or config node; enum members taken by value) completed with the
+    schema's defaults, every value and relation of the section checked as :func:`compose`
+    checks them. What a stage function calls on the sections it is given, so that it works
+    on checked values with every key present, however it is called."""
+    raw: Any = _plain(values or {})
+    for part in reversed(path.split(".")):
+        raw = {part: raw}
+    return _lookup(check(to_container(_merge(raw)), path), path)
 
 
 def to_yaml(cfg: DictConfig) -> str:
@@ -536,6 +603,65 @@ def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+_SCHEMA: DictConfig | None = None
+
+
+def _merge(raw: Any) -> DictConfig:
+    """``raw`` merged into (a copy of) the typed schema's defaults; InputError naming the
+    key of an unknown key or a value of the wrong type."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = OmegaConf.structured(Config)
+    try:
+        return OmegaConf.merge(_SCHEMA, raw)
+    except OmegaConfBaseException as err:
+        raise InputError(_schema_message(err, _item_key(raw, err))) from None
+
+
+#: Lists of structured items, whose items' errors OmegaConf names without the list's key.
+LIST_ITEMS = {"velocity.plot.markers": MarkerConfig, "tremor.plot.events": EventConfig}
+
+
+def _item_key(raw: Any, err: OmegaConfBaseException) -> str | None:
+    """The full key (``velocity.plot.markers[0].kind``) of an error in an item of a list
+    of :data:`LIST_ITEMS`; None when the error is elsewhere."""
+    for path, schema in LIST_ITEMS.items():
+        try:
+            items = _lookup(raw, path)
+        except (KeyError, TypeError, AttributeError):
+            continue
+        for i, item in enumerate(items or []):
+            try:
+                OmegaConf.merge(OmegaConf.structured(schema), item)
+            except OmegaConfBaseException as item_err:
+                return f"{path}[{i}].{item_err.full_key}"
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Values as plain Python: enum members by value, config nodes, mappings and lists
+    copied."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+        return to_container(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if is_int(value):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _lookup(tree: Any, path: str) -> Any:
+    for part in path.split(".") if path else ():
+        tree = tree[part]
+    return tree
+
+
 def _override_message(err: Exception, overrides: list[str]) -> str:
     text = f"{err} {err.__cause__}"
     unknown = re.search(r"Could not override '([^']+)'", text)
@@ -547,298 +673,46 @@ def _override_message(err: Exception, overrides: list[str]) -> str:
     return f"Invalid configuration override in {overrides}: {first_line(err).rstrip('.')}."
 
 
-def _schema_message(err: OmegaConfBaseException) -> str:
-    key = getattr(err, "full_key", None) or "?"
+#: What a value of the wrong type should have been, by OmegaConf's message.
+_TYPE_EXPECTED = (("converted to Integer", "an integer"), ("converted to Float", "a number"),
+                  ("not a valid bool", "true or false"), ("to string", "a string"))
+
+
+def _schema_message(err: OmegaConfBaseException, key: str | None = None) -> str:
+    key = key or getattr(err, "full_key", None) or "?"
     text = first_line(err)
     if "not in" in text or ("Key '" in text and "not" in text):
         return f"Unknown configuration key '{key}': check its spelling against conf/ ({text})."
+    value = _plain(getattr(err, "value", None))
+    options = re.search(r"expected one of \[(.*)\]", text)
+    if options:
+        return f"{key}: expected one of {options.group(1)}, got {value!r}."
+    for fragment, expected in _TYPE_EXPECTED:
+        if fragment in text:
+            return f"{key}: expected {expected}, got {value!r}."
     return f"Invalid value for configuration key '{key}': {text}."
 
 
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise InputError(message)
+# ----------------------------------------------------------------------------- value rules
+#
+# Every key of the schema has its rule below (the schema itself refuses unknown keys, wrong
+# types and unknown enum names); RELATIONS check what ties keys together. Both are the one
+# place where values are checked: compose() runs them on the whole config, section() on the
+# section a stage is given. A refusal is one sentence that starts with the full key.
 
 
-def _check_values(cfg: DictConfig) -> None:
-    _require(
-        bool(cfg.run) and "/" not in cfg.run and cfg.run not in (".", ".."),
-        f"run must be a folder name without '/', got {cfg.run!r}.",
-    )
-    _check_data(cfg.data.velocity)
-    check_waveform_example(to_container(cfg.data.waveforms.example))
-    check_pooling(cfg.tremor.spectrogram.pooling, cfg.tremor.spectrogram.pooling_percentile)
-    check_features(to_container(cfg.tremor.features))
-    _require(cfg.tremor.primary_labels in PRIMARY_LABELS,
-             f"tremor.primary_labels must be one of {', '.join(PRIMARY_LABELS)}, "
-             f"got {cfg.tremor.primary_labels!r}.")
-    _check_velocity(cfg.velocity)
-    check_events(to_container(cfg.tremor.plot.events))
-    check_kselect(cfg.velocity.elbow, "velocity.elbow")
-    check_kselect(cfg.tremor.kscan, "tremor.kscan")
-    check_diagnostics(cfg.diagnostics)
-    check_compute(cfg.compute)
+@dataclass(frozen=True)
+class Rule:
+    """What a key's value must be: ``expected`` (words) and ``test`` (True when good)."""
 
+    expected: str
+    test: Callable[[Any], bool]
 
-def check_kselect(section: Any, prefix: str) -> None:
-    """Check the stability and gap keys of a k scan (``velocity.elbow``, ``tremor.kscan``)."""
-    for key, least in (("stability_seeds", 2), ("sample_size", 2), ("gap_references", 1)):
-        value = section[key]
-        _require(is_int(value) and value >= least,
-                 f"{prefix}.{key} must be an integer >= {least}, got {value!r}.")
-    fraction = section["stability_fraction"]
-    _require(_is_real(fraction) and 0 < fraction <= 1,
-             f"{prefix}.stability_fraction must be a number in (0, 1], got {fraction!r}.")
-
-
-def check_diagnostics(diag: Any) -> None:
-    """Check the ``diagnostics`` thresholds; InputError naming the key."""
-    size = diag["min_cluster_size"]
-    _require(is_int(size) and size >= 1,
-             f"diagnostics.min_cluster_size must be an integer >= 1, got {size!r}.")
-    for key, lo, hi in (("min_silhouette", -1, 1), ("min_stability", -1, 1),
-                        ("min_dec_changed_fraction", 0, 1), ("max_topographic_error", 0, 1)):
-        value = diag[key]
-        _require(_is_real(value) and lo <= value <= hi,
-                 f"diagnostics.{key} must be a number in [{lo}, {hi}], got {value!r}.")
-
-
-def check_compute(compute: Any) -> None:
-    """Check a ``compute`` section (config node or plain mapping); InputError naming the key."""
-    scheduler = getattr(compute["scheduler"], "value", compute["scheduler"])
-    _require(
-        scheduler in Scheduler.__members__,
-        f"compute.scheduler must be one of {', '.join(Scheduler.__members__)}, "
-        f"got {scheduler!r}.",
-    )
-    address = compute["address"]
-    if scheduler == "distributed":
-        _require(
-            isinstance(address, str) and bool(address.strip()),
-            "compute.address must give the dask scheduler to connect to (e.g. "
-            "tcp://head-node:8786) when compute.scheduler is distributed, got null.",
-        )
-    else:
-        _require(
-            address is None,
-            f"compute.address ({address!r}) is only used by compute.scheduler=distributed; "
-            f"set it to null for the {scheduler} scheduler.",
-        )
-    for key in ("n_workers", "profiles_chunk", "spectrogram_block_days"):
-        value = compute[key]
-        if value is None and key == "n_workers":
-            continue
-        _require(
-            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-            f"compute.{key} must be a whole number >= 1, got {value!r}.",
-        )
-
-
-def check_events(events: Sequence[Mapping[str, Any]]) -> None:
-    """Check ``tremor.plot.events``: ISO 8601 ``time`` and optional ``end`` after it."""
-    for i, event in enumerate(events):
-        times = {}
-        for key in ("time", "end"):
-            value = event.get(key)
-            if value is None and key == "end":
-                continue
-            _require(value not in (None, "???"),
-                     f"tremor.plot.events[{i}] needs a time (ISO 8601, UTC if no offset).")
-            try:
-                when = _dt.datetime.fromisoformat(str(value))
-            except ValueError:
-                raise InputError(f"tremor.plot.events[{i}].{key} must be an ISO 8601 time, "
-                                 f"got {value!r}.") from None
-            if when.tzinfo is not None:
-                when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-            times[key] = when
-        _require("end" not in times or times["end"] > times["time"],
-                 f"tremor.plot.events[{i}].end ({event.get('end')}) must be after its time "
-                 f"({event.get('time')}).")
-
-
-#: Feature groups of ``tremor.features.sets``, scalings and the labels a run can call primary.
-FEATURE_SETS = ("level", "spikiness", "kurtosis", "onset", "ratios", "flatness")
-FEATURE_SCALINGS = ("zscore", "robust")
-PRIMARY_LABELS = ("features", "dec")
-
-
-def check_features(f: Mapping[str, Any]) -> None:
-    """Check ``tremor.features`` (a plain mapping with every key); InputError naming it."""
-    key = "tremor.features"
-    _require(_is_real(f["frame_seconds"]) and f["frame_seconds"] > 0,
-             f"{key}.frame_seconds must be a number > 0 (s), got {f['frame_seconds']!r}.")
-    bands = [list(b) for b in f["bands"]]
-    _require(len(bands) >= 1 and all(len(b) == 2 and all(_is_real(v) for v in b)
-                                     and 0 <= b[0] < b[1] for b in bands),
-             f"{key}.bands must list [low, high] frequency bands (Hz, 0 <= low < high), "
-             f"got {bands}.")
-    q = list(f["percentiles"])
-    _require(len(q) >= 1 and all(_is_real(v) and 0 <= v <= 100 for v in q),
-             f"{key}.percentiles must list numbers in [0, 100], got {q}.")
-    sets = list(f["sets"])
-    _require(len(sets) >= 1 and len(set(sets)) == len(sets)
-             and all(s in FEATURE_SETS for s in sets),
-             f"{key}.sets must list distinct groups among {', '.join(FEATURE_SETS)}, "
-             f"got {sets}.")
-    _require(f["scaling"] in FEATURE_SCALINGS,
-             f"{key}.scaling must be one of {', '.join(FEATURE_SCALINGS)}, "
-             f"got {f['scaling']!r}.")
-
-
-#: How STFT frames are reduced to ``tremor.spectrogram.n_time`` cells.
-POOLINGS = ("mean", "max", "percentile")
-
-
-def check_pooling(pooling: Any, percentile: Any) -> None:
-    """Check ``tremor.spectrogram.pooling`` and ``pooling_percentile``."""
-    key = "tremor.spectrogram"
-    _require(pooling in POOLINGS, f"{key}.pooling must be one of {', '.join(POOLINGS)}, "
-             f"got {pooling!r}.")
-    _require(_is_real(percentile) and 0 <= percentile <= 100,
-             f"{key}.pooling_percentile must be a number in [0, 100], got {percentile!r}.")
-
-
-def check_waveform_example(ex: Mapping[str, Any]) -> None:
-    """Check ``data.waveforms.example`` (a plain mapping with every key); InputError naming
-    the key."""
-    from obspy import UTCDateTime
-
-    key = "data.waveforms.example"
-    _require(is_int(ex["days"]) and ex["days"] >= 1,
-             f"{key}.days: expected a whole number of days >= 1, got {ex['days']!r}.")
-    _require(_is_real(ex["sampling_rate"]) and ex["sampling_rate"] >= 32.0,
-             f"{key}.sampling_rate: {ex['sampling_rate']!r} Hz is too low for the example's "
-             "swarm (content up to 15 Hz); use at least 32 Hz (the default is 50 Hz).")
-    try:
-        UTCDateTime(str(ex["starttime"]))
-    except Exception:
-        raise InputError(f"{key}.starttime: {ex['starttime']!r} is not an ISO 8601 "
-                         "time.") from None
-    _require(is_int(ex["seed"]), f"{key}.seed must be an integer, got {ex['seed']!r}.")
-    for name, low in (("episode_hours", 0.5), ("swarm_rate", 0.0),
-                      ("swarm_coda_seconds", 0.1)):
-        v = list(ex[name])
-        _require(len(v) == 2 and all(_is_real(x) for x in v) and low <= v[0] <= v[1],
-                 f"{key}.{name} must be [low, high] with {low:g} <= low <= high, got {v}.")
-    for name in ("transition_minutes", "harmonic_amplitude", "spasmodic_amplitude",
-                 "cultural_amplitude", "microseism_amplitude"):
-        _require(_is_real(ex[name]) and ex[name] >= 0,
-                 f"{key}.{name} must be a number >= 0, got {ex[name]!r}.")
-    _require(_is_real(ex["swarm_amplitude"]) and ex["swarm_amplitude"] > 0,
-             f"{key}.swarm_amplitude must be a number > 0, got {ex['swarm_amplitude']!r}.")
-    _require(_is_real(ex["swarm_max_amplitude"])
-             and ex["swarm_max_amplitude"] >= ex["swarm_amplitude"],
-             f"{key}.swarm_max_amplitude must be a number >= swarm_amplitude "
-             f"({ex['swarm_amplitude']!r}), got {ex['swarm_max_amplitude']!r}.")
-    _require(ex["transition_minutes"] * 60.0 <= ex["episode_hours"][0] * 3600.0,
-             f"{key}.transition_minutes ({ex['transition_minutes']!r}) must not exceed the "
-             f"shortest episode ({key}.episode_hours[0] = {ex['episode_hours'][0]!r} h).")
-    _require(is_int(ex["teleseisms"]) and ex["teleseisms"] >= 0,
-             f"{key}.teleseisms must be a whole number >= 0, got {ex['teleseisms']!r}.")
-    gaps = list(ex["gap_fractions"])
-    _require(all(_is_real(g) and 0 < g < 0.8 for g in gaps),
-             f"{key}.gap_fractions must list fractions of a window in (0, 0.8), got {gaps}.")
-
-
-def _check_data(data: DictConfig) -> None:
-    if data.path is not None:
-        _require(
-            Path(data.path).exists(),
-            f"data.velocity.path: file {data.path} does not exist "
-            f"(a netCDF, text or .npz velocity model was expected).",
-        )
-    ex = data.example
-    for key in ("n_lat", "n_lon"):
-        _require(ex[key] >= 2, f"data.velocity.example.{key} must be >= 2, got {ex[key]}.")
-    _require(ex.depth_step > 0, "data.velocity.example.depth_step must be > 0 km.")
-    _require(
-        ex.depth_max >= 2 * ex.depth_step,
-        "data.velocity.example.depth_max must allow at least 3 depths.",
-    )
-
-
-def _check_velocity(vel: DictConfig) -> None:
-    _require(len(vel.methods) > 0, "velocity.methods must name kmeans, som or both.")
-    _require(
-        len(set(vel.methods)) == len(vel.methods), "velocity.methods lists a method twice."
-    )
-    _check_profiles(vel.profiles)
-    km = vel.kmeans
-    if km.n_clusters is not None:
-        _require(
-            km.n_clusters >= 1, f"velocity.kmeans.n_clusters must be >= 1, got {km.n_clusters}."
-        )
-    for key in ("n_init", "max_iter", "max_iter_barycenter"):
-        _require(km[key] >= 1, f"velocity.kmeans.{key} must be >= 1, got {km[key]}.")
-    _require(km.tol >= 0, f"velocity.kmeans.tol must be >= 0, got {km.tol}.")
-    check_metric_params(to_container(km.metric), to_container(km.metric_params))
-    if km.fit_sample_size is not None:
-        least = max(2, km.n_clusters or 2)
-        _require(
-            km.fit_sample_size >= least,
-            "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an "
-            f"integer >= {least} (and >= n_clusters), got {km.fit_sample_size}.",
-        )
-    _check_elbow(vel.elbow)
-    _check_som(vel.som)
-    if vel.plot.figsize is not None:
-        _require(
-            len(vel.plot.figsize) == 2 and min(vel.plot.figsize) > 0,
-            "velocity.plot.figsize must be [width, height] in inches, both > 0.",
-        )
-    for i, marker in enumerate(vel.plot.markers):
-        _require(not (OmegaConf.is_missing(marker, "lon") or OmegaConf.is_missing(marker, "lat")),
-                 f"velocity.plot.markers[{i}] needs lon and lat (degrees).")
-        _require(
-            -180.0 <= marker.lon <= 360.0 and -90.0 <= marker.lat <= 90.0,
-            f"velocity.plot.markers[{i}] must have lon in -180..360 and lat in -90..90 "
-            f"degrees, got lon={marker.lon}, lat={marker.lat}.",
-        )
-
-
-def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check ``velocity.kmeans.metric_params`` against what tslearn takes for ``metric``.
-
-    DTW: ``global_constraint`` (sakoe_chiba, itakura or null) with its
-    ``sakoe_chiba_radius`` (an integer >= 0) or ``itakura_max_slope`` (a number >= 1);
-    soft-DTW: ``gamma`` (> 0). Euclidean ignores them, so any of these keys is accepted.
-    Returns the parameters given (null values left out) as a plain dict for tslearn; raises
-    :class:`InputError` naming the key.
-    """
-    key = "velocity.kmeans.metric_params"
-    params = {k: v for k, v in dict(params or {}).items() if v is not None}
-    allowed = METRIC_PARAMS.get(metric) or tuple(k for v in METRIC_PARAMS.values() for k in v)
-    for name in params:
-        _require(
-            name in allowed,
-            f"{key}.{name} is not a tslearn parameter of the {metric} metric; expected "
-            f"{' or '.join(allowed)}.",
-        )
-    constraint = params.get("global_constraint")
-    _require(
-        constraint is None or constraint in DTW_CONSTRAINTS,
-        f"{key}.global_constraint must be sakoe_chiba, itakura or null, got {constraint!r}.",
-    )
-    radius, slope = params.get("sakoe_chiba_radius"), params.get("itakura_max_slope")
-    if radius is not None:
-        _require(
-            is_int(radius) and radius >= 0 and constraint != "itakura",
-            f"{key}.sakoe_chiba_radius must be an integer >= 0 used with global_constraint "
-            f"sakoe_chiba, got {radius!r} (global_constraint {constraint!r}).",
-        )
-    if slope is not None:
-        _require(
-            _is_real(slope) and slope >= 1 and constraint != "sakoe_chiba" and radius is None,
-            f"{key}.itakura_max_slope must be a number >= 1 used with global_constraint "
-            f"itakura, got {slope!r} (global_constraint {constraint!r}).",
-        )
-    if "gamma" in params:
-        _require(
-            _is_real(params["gamma"]) and params["gamma"] > 0,
-            f"{key}.gamma must be a number > 0, got {params['gamma']!r}.",
-        )
-    return params
+    def ok(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError, AttributeError, IndexError):
+            return False
 
 
 def is_int(value: Any) -> bool:
@@ -851,46 +725,529 @@ def _is_real(value: Any) -> bool:
         and math.isfinite(value)
 
 
-def _check_profiles(prof: DictConfig) -> None:
-    _require(prof.spacing >= 1, f"velocity.profiles.spacing must be >= 1, got {prof.spacing}.")
-    if prof.dz is not None:
-        _require(
-            math.isfinite(prof.dz) and prof.dz > 0,
-            f"velocity.profiles.dz must be > 0 km (or null), got {prof.dz}.",
-        )
-    if prof.zrange is not None:
-        z = list(prof.zrange)
-        _require(
-            len(z) == 2 and all(math.isfinite(v) for v in z) and z[0] < z[1],
-            f"velocity.profiles.zrange must be [zmin, zmax] in km with zmin < zmax, got {z}.",
-        )
+def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f" {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f" {'<' if hi_open else '<='} {hi:g}"
+    return ""
 
 
-def _check_elbow(elbow: DictConfig) -> None:
-    if elbow.nrange is not None:
-        k = list(elbow.nrange)
-        _require(
-            len(k) >= 3 and min(k) >= 2 and k == sorted(set(k)),
-            "velocity.elbow.nrange must list at least 3 increasing cluster counts >= 2, "
-            f"got {k}.",
-        )
-    _require(elbow.smooth_n >= 1, f"velocity.elbow.smooth_n must be >= 1, got {elbow.smooth_n}.")
-    _require(elbow.sensitivity > 0, "velocity.elbow.sensitivity (kneed S) must be > 0.")
-    _require(
-        elbow.silhouette_sample_size >= 2,
-        "velocity.elbow.silhouette_sample_size must be >= 2.",
-    )
+def _within(v: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> bool:
+    return (lo is None or (v > lo if lo_open else v >= lo)) \
+        and (hi is None or (v < hi if hi_open else v <= hi))
 
 
-def _check_som(som: DictConfig) -> None:
-    if som.grid_size is not None:
-        _require(
-            len(som.grid_size) == 2 and min(som.grid_size) >= 1,
-            f"velocity.som.grid_size must be [nx, ny] with both >= 1 (or null), "
-            f"got {list(som.grid_size)}.",
-        )
-    _require(som.niteration >= 1, f"velocity.som.niteration must be >= 1, got {som.niteration}.")
-    _require(som.sigma > 0, f"velocity.som.sigma must be > 0, got {som.sigma}.")
-    _require(
-        som.learning_rate > 0, f"velocity.som.learning_rate must be > 0, got {som.learning_rate}."
-    )
+def _nullable(rule: Rule, null: bool) -> Rule:
+    if not null:
+        return rule
+    return Rule(f"{rule.expected} or null", lambda v: v is None or rule.test(v))
+
+
+def integer(lo: int | None = None, hi: int | None = None, *, null: bool = False) -> Rule:
+    """An integer in [lo, hi]."""
+    return _nullable(Rule(f"an integer{_bounds(lo, hi, False, False)}",
+                          lambda v: is_int(v) and _within(v, lo, hi, False, False)), null)
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False, null: bool = False, unit: str = "") -> Rule:
+    """A finite number between lo and hi (open or closed ends)."""
+    return _nullable(Rule(f"a number{_bounds(lo, hi, lo_open, hi_open)}{unit}",
+                          lambda v: _is_real(v) and _within(v, lo, hi, lo_open, hi_open)),
+                     null)
+
+
+def one_of(options: Sequence[str], *, null: bool = False) -> Rule:
+    return _nullable(Rule(f"one of {', '.join(options)}", lambda v: v in options), null)
+
+
+def text(expected: str = "a non-empty string", test: Callable[[str], bool] = bool, *,
+         null: bool = False) -> Rule:
+    return _nullable(Rule(expected, lambda v: isinstance(v, str) and test(v)), null)
+
+
+def numbers_list(item: Rule, *, size: int | None = None, least: int = 0,
+                 increasing: bool = False, distinct: bool = False, what: str = "",
+                 null: bool = False) -> Rule:
+    """A list of values each passing ``item`` (``size`` of them, or at least ``least``),
+    described by ``what`` (default: from the item's rule)."""
+    if not what:
+        head = "a non-empty list" if least == 1 else "a list"
+        count = f"{size} " if size else (f"at least {least} " if least > 1 else "")
+        order = "increasing " if increasing else ""
+        plural = re.sub(r"^an? (\w+)", r"\1s", item.expected)
+        what = f"{head} of {count}{order}{plural}"
+
+    def test(v: Any) -> bool:
+        v = list(v)
+        return (size is None or len(v) == size) and len(v) >= least \
+            and all(item.test(x) for x in v) \
+            and (not increasing or all(b > a for a, b in itertools.pairwise(v))) \
+            and (not distinct or len(set(v)) == len(v))
+
+    return _nullable(Rule(what, lambda v: isinstance(v, list | tuple) and test(v)), null)
+
+
+def _is_time(value: Any) -> bool:
+    from obspy import UTCDateTime
+
+    try:
+        UTCDateTime(str(value))
+    except Exception:
+        return False
+    return isinstance(value, str)
+
+
+def _is_window(name: str) -> bool:
+    from scipy import signal
+
+    try:
+        signal.get_window(name, 8)
+    except Exception:
+        return False
+    return True
+
+
+def _n_provinces_max() -> int:
+    from seiscluster.velocity.example import PROVINCES
+
+    return len(PROVINCES)
+
+
+def _pair(v: Any) -> bool:
+    return len(v) == 2 and all(_is_real(x) for x in v) and v[0] <= v[1]
+
+
+TIME = text("an ISO 8601 time such as 2021-03-12T00:00:00 (UTC unless an offset is given)",
+            _is_time)
+STEM = text("a file-name stem (no '/')", lambda v: "/" not in v and v not in (".", ".."))
+SEED_CODE = text("a SEED code or wildcard pattern (no dots)", lambda v: "." not in v)
+COUNT = integer(1)
+SEED = integer(0)
+POSITIVE = number(0, lo_open=True)
+NON_NEGATIVE = number(0)
+FRACTION = number(0, 1)
+
+_EXAMPLE = "data.waveforms.example"
+RULES: dict[str, Rule] = {
+    "run": text("a folder name without '/'", lambda v: "/" not in v and v not in (".", "..")),
+    "seed": SEED,
+    "branches": numbers_list(one_of(tuple(Branch.__members__)), least=1, distinct=True,
+                             what="a non-empty list of distinct branches (velocity, tremor)"),
+    # data.velocity
+    "data.velocity.path": text("an existing file (a netCDF, text or .npz velocity model)",
+                               lambda v: Path(v).is_file(), null=True),
+    "data.velocity.variable": text(null=True),
+    "data.velocity.example.n_lat": integer(2),
+    "data.velocity.example.n_lon": integer(2),
+    "data.velocity.example.depth_max": number(0, lo_open=True, unit=" km"),
+    "data.velocity.example.depth_step": number(0, lo_open=True, unit=" km"),
+    "data.velocity.example.n_provinces": Rule(
+        "an integer from 2 to the example's number of provinces (5)",
+        lambda v: is_int(v) and 2 <= v <= _n_provinces_max()),
+    "data.velocity.example.noise": number(0, unit=" km/s"),
+    "data.velocity.example.nan_fraction": number(0, 1, hi_open=True),
+    "data.velocity.example.seed": SEED,
+    # data.waveforms
+    "data.waveforms.files": numbers_list(text(), what="a list of files, folders or glob "
+                                         "patterns"),
+    "data.waveforms.format": text(null=True),
+    "data.waveforms.sds_root": text("an existing folder (an SDS archive)",
+                                    lambda v: Path(v).is_dir(), null=True),
+    "data.waveforms.fdsn_client": text(),
+    "data.waveforms.fdsn_cache": text("a folder name (the FDSN download cache)"),
+    "data.waveforms.network": SEED_CODE,
+    "data.waveforms.station": SEED_CODE,
+    "data.waveforms.location": SEED_CODE,
+    "data.waveforms.channel": SEED_CODE,
+    "data.waveforms.starttime": _nullable(TIME, True),
+    "data.waveforms.endtime": _nullable(TIME, True),
+    "data.waveforms.stationxml": text("an existing StationXML file",
+                                      lambda v: Path(v).is_file(), null=True),
+    f"{_EXAMPLE}.days": integer(1),
+    f"{_EXAMPLE}.sampling_rate": number(32, unit=" Hz (the example's swarm reaches 15 Hz)"),
+    f"{_EXAMPLE}.starttime": TIME,
+    f"{_EXAMPLE}.seed": SEED,
+    f"{_EXAMPLE}.episode_hours": Rule("[low, high] hours with 0.5 <= low <= high",
+                                      lambda v: _pair(v) and v[0] >= 0.5),
+    f"{_EXAMPLE}.transition_minutes": NON_NEGATIVE,
+    f"{_EXAMPLE}.harmonic_amplitude": NON_NEGATIVE,
+    f"{_EXAMPLE}.spasmodic_amplitude": NON_NEGATIVE,
+    f"{_EXAMPLE}.swarm_rate": Rule("[low, high] events per hour with 0 <= low <= high",
+                                   lambda v: _pair(v) and v[0] >= 0),
+    f"{_EXAMPLE}.swarm_amplitude": POSITIVE,
+    f"{_EXAMPLE}.swarm_max_amplitude": POSITIVE,
+    f"{_EXAMPLE}.swarm_coda_seconds": Rule("[low, high] seconds with 0.1 <= low <= high",
+                                           lambda v: _pair(v) and v[0] >= 0.1),
+    f"{_EXAMPLE}.cultural_amplitude": NON_NEGATIVE,
+    f"{_EXAMPLE}.microseism_amplitude": NON_NEGATIVE,
+    f"{_EXAMPLE}.teleseisms": integer(0),
+    f"{_EXAMPLE}.gap_fractions": numbers_list(number(0, 0.8, lo_open=True, hi_open=True),
+                                              what="a list of fractions of a window in "
+                                              "(0, 0.8)"),
+    # velocity
+    "velocity.methods": numbers_list(one_of(tuple(Method.__members__)), least=1,
+                                     distinct=True, what="a non-empty list of distinct "
+                                     "methods (kmeans, som)"),
+    "velocity.source": text(),
+    "velocity.tag": text(),
+    "velocity.profiles.zrange": numbers_list(number(), size=2, increasing=True, null=True,
+                                             what="[zmin, zmax] in km with zmin < zmax"),
+    "velocity.profiles.spacing": COUNT,
+    "velocity.profiles.dz": number(0, lo_open=True, unit=" km", null=True),
+    "velocity.kmeans.n_clusters": integer(1, null=True),
+    "velocity.kmeans.metric_params.global_constraint": one_of(("sakoe_chiba", "itakura"),
+                                                              null=True),
+    "velocity.kmeans.metric_params.sakoe_chiba_radius": integer(0, null=True),
+    "velocity.kmeans.metric_params.itakura_max_slope": number(1, null=True),
+    "velocity.kmeans.metric_params.gamma": number(0, lo_open=True, null=True),
+    "velocity.kmeans.max_iter_barycenter": COUNT,
+    "velocity.kmeans.n_init": COUNT,
+    "velocity.kmeans.max_iter": COUNT,
+    "velocity.kmeans.tol": NON_NEGATIVE,
+    "velocity.kmeans.random_state": SEED,
+    "velocity.kmeans.fit_sample_size": integer(2, null=True),
+    "velocity.kmeans.figbase": STEM,
+    "velocity.elbow.nrange": numbers_list(integer(2), least=3, increasing=True, null=True),
+    "velocity.elbow.smooth_n": COUNT,
+    "velocity.elbow.sensitivity": POSITIVE,
+    "velocity.elbow.silhouette_sample_size": integer(2),
+    "velocity.som.grid_size": numbers_list(integer(1), size=2, null=True,
+                                           what="[nx, ny] with both >= 1"),
+    "velocity.som.niteration": COUNT,
+    "velocity.som.sigma": POSITIVE,
+    "velocity.som.learning_rate": POSITIVE,
+    "velocity.som.random_state": SEED,
+    "velocity.som.figbase": STEM,
+    "velocity.plot.figsize": numbers_list(number(0, lo_open=True), size=2, null=True,
+                                          what="[width, height] in inches, both > 0"),
+    "velocity.plot.dpi": integer(10),
+    # tremor.preprocess
+    "tremor.preprocess.taper": number(0, 0.5),
+    "tremor.preprocess.freqmin": number(0, lo_open=True, unit=" Hz", null=True),
+    "tremor.preprocess.freqmax": number(0, lo_open=True, unit=" Hz", null=True),
+    "tremor.preprocess.resample": number(0, lo_open=True, unit=" Hz", null=True),
+    "tremor.preprocess.decimate": integer(1, null=True),
+    "tremor.preprocess.pre_filt": numbers_list(number(0), size=4, increasing=True, null=True,
+                                               what="four increasing frequencies "
+                                               "[f1, f2, f3, f4] in Hz"),
+    "tremor.preprocess.water_level": number(null=True),
+    "tremor.preprocess.max_gap_fraction": number(0, 1, hi_open=True),
+    # tremor.spectrogram
+    "tremor.spectrogram.window_length": number(0, lo_open=True, unit=" s"),
+    "tremor.spectrogram.window_step": number(0, lo_open=True, unit=" s"),
+    "tremor.spectrogram.origin": TIME,
+    "tremor.spectrogram.nperseg": integer(2),
+    "tremor.spectrogram.noverlap": integer(0, null=True),
+    "tremor.spectrogram.taper": text("a scipy.signal window name such as hann or hamming",
+                                     _is_window),
+    "tremor.spectrogram.fmin": number(0, unit=" Hz"),
+    "tremor.spectrogram.fmax": number(0, lo_open=True, unit=" Hz"),
+    "tremor.spectrogram.n_freq": COUNT,
+    "tremor.spectrogram.n_time": COUNT,
+    "tremor.spectrogram.pooling_percentile": number(0, 100),
+    # tremor.model
+    "tremor.model.channels": numbers_list(integer(1), least=1),
+    "tremor.model.kernels": Rule("a list of [height, width] pairs of integers >= 1",
+                                 lambda v: all(len(k) == 2 and all(is_int(x) and x >= 1
+                                                                   for x in k) for k in v)),
+    "tremor.model.strides": numbers_list(integer(1)),
+    "tremor.model.latent_dim": COUNT,
+    # tremor.pretrain
+    "tremor.pretrain.val_fraction": number(0, 1, lo_open=True, hi_open=True),
+    "tremor.pretrain.split_seed": SEED,
+    "tremor.pretrain.batch_size": COUNT,
+    "tremor.pretrain.lr": POSITIVE,
+    "tremor.pretrain.lr_decay_rate": number(0, 1, lo_open=True),
+    "tremor.pretrain.lr_decay_steps": COUNT,
+    "tremor.pretrain.max_epochs": COUNT,
+    "tremor.pretrain.patience": integer(0),
+    # tremor.kscan (and its stability / gap keys, shared with velocity.elbow below)
+    "tremor.kscan.k_min": integer(2),
+    "tremor.kscan.k_max": integer(2),
+    "tremor.kscan.n_init": COUNT,
+    "tremor.kscan.n_clusters": integer(2, null=True),
+    # tremor.features
+    "tremor.features.frame_seconds": number(0, lo_open=True, unit=" s"),
+    "tremor.features.bands": Rule("a non-empty list of [low, high] frequency bands in Hz "
+                                  "with 0 <= low < high",
+                                  lambda v: len(v) >= 1 and all(
+                                      len(b) == 2 and all(_is_real(x) for x in b)
+                                      and 0 <= b[0] < b[1] for b in v)),
+    "tremor.features.percentiles": numbers_list(number(0, 100), least=1),
+    "tremor.features.sets": numbers_list(one_of(tuple(FeatureSet.__members__)), least=1,
+                                         distinct=True, what="a non-empty list of distinct "
+                                         f"groups among {', '.join(FeatureSet.__members__)}"),
+    # tremor.dec
+    "tremor.dec.alpha": POSITIVE,
+    "tremor.dec.update_interval": COUNT,
+    "tremor.dec.kl_weight": POSITIVE,
+    "tremor.dec.reconstruction_weight": NON_NEGATIVE,
+    "tremor.dec.lr": POSITIVE,
+    "tremor.dec.momentum": number(0, 1, hi_open=True),
+    "tremor.dec.batch_size": COUNT,
+    "tremor.dec.maxiter": integer(0),
+    "tremor.dec.tol": FRACTION,
+    "tremor.tsne.perplexity": POSITIVE,
+    "tremor.plot.dpi": integer(10),
+    # trainer
+    "trainer.devices": Rule("1 (the fine-tuning's whole-data target updates run on one "
+                            "device)", lambda v: is_int(v) and v == 1),
+    "trainer.precision": one_of(PRECISIONS),
+    "trainer.num_threads": integer(1, null=True),
+    # compute
+    "compute.address": text(null=True),
+    "compute.n_workers": integer(1, null=True),
+    "compute.profiles_chunk": COUNT,
+    "compute.spectrogram_block_days": COUNT,
+    # diagnostics
+    "diagnostics.min_cluster_size": COUNT,
+    "diagnostics.min_silhouette": number(-1, 1),
+    "diagnostics.min_stability": number(-1, 1),
+    "diagnostics.min_dec_changed_fraction": FRACTION,
+    "diagnostics.max_topographic_error": FRACTION,
+}
+for _scan in ("velocity.elbow", "tremor.kscan"):
+    RULES |= {f"{_scan}.stability_seeds": integer(2),
+              f"{_scan}.stability_fraction": number(0, 1, lo_open=True),
+              f"{_scan}.sample_size": integer(2),
+              f"{_scan}.gap_references": COUNT}
+
+
+def check_value(key: str, value: Any) -> None:
+    """Check one value against the rule of its key; InputError naming the key."""
+    rule = RULES.get(key)
+    if rule is not None and not rule.ok(value):
+        raise InputError(f"{key}: expected {rule.expected}, got {value!r}.")
+
+
+# ----------------------------------------------------------------------------- relations
+# Each takes the plain section at its path (and the whole config, for the few that look
+# across sections) and returns the sentence of a refusal, or None.
+
+Relation = Callable[[Mapping[str, Any], Mapping[str, Any]], "str | None"]
+
+
+def _example_model(ex: Mapping[str, Any], _: Any) -> str | None:
+    key = "data.velocity.example"
+    if ex["depth_max"] < 2 * ex["depth_step"]:
+        return (f"{key}.depth_step: expected a number <= depth_max / 2 "
+                f"({ex['depth_max'] / 2:g} km: at least 3 depths), got {ex['depth_step']!r}.")
+    if ex["n_provinces"] > ex["n_lat"] * ex["n_lon"]:
+        return (f"{key}.n_provinces: expected at most n_lat x n_lon "
+                f"({ex['n_lat'] * ex['n_lon']}), got {ex['n_provinces']!r}.")
+    return None
+
+
+def _example_waveforms(ex: Mapping[str, Any], _: Any) -> str | None:
+    if ex["swarm_max_amplitude"] < ex["swarm_amplitude"]:
+        return (f"{_EXAMPLE}.swarm_max_amplitude: expected a number >= swarm_amplitude "
+                f"({ex['swarm_amplitude']!r}), got {ex['swarm_max_amplitude']!r}.")
+    if ex["transition_minutes"] * 60.0 > ex["episode_hours"][0] * 3600.0:
+        return (f"{_EXAMPLE}.transition_minutes: expected at most the shortest episode "
+                f"({_EXAMPLE}.episode_hours[0] = {ex['episode_hours'][0]!r} h), "
+                f"got {ex['transition_minutes']!r}.")
+    return None
+
+
+def _waveforms(wf: Mapping[str, Any], _: Any) -> str | None:
+    key, source = "data.waveforms", wf["source"]
+    if source == "files" and not wf["files"]:
+        return f"{key}.files: expected files, folders or glob patterns (source files), got []."
+    if source == "sds" and wf["sds_root"] is None:
+        return f"{key}.sds_root: expected an SDS archive folder (source sds), got None."
+    if source in ("sds", "fdsn"):
+        for end in ("starttime", "endtime"):
+            if wf[end] is None:
+                return f"{key}.{end}: expected a time (required when {key}.source is " \
+                       f"{source}), got None."
+    if wf["starttime"] is not None and wf["endtime"] is not None:
+        from obspy import UTCDateTime
+
+        if UTCDateTime(wf["endtime"]) <= UTCDateTime(wf["starttime"]):
+            return (f"{key}.endtime: expected a time after {key}.starttime "
+                    f"({wf['starttime']}), got {wf['endtime']!r}.")
+    return None
+
+
+def _kmeans(km: Mapping[str, Any], _: Any) -> str | None:
+    key = "velocity.kmeans"
+    size, k = km["fit_sample_size"], km["n_clusters"]
+    if size is not None and k is not None and size < k:
+        return (f"{key}.fit_sample_size: expected null (fit on every profile) or an integer "
+                f">= n_clusters ({k}), got {size!r}.")
+    try:
+        check_metric_params(km["metric"], km["metric_params"])
+    except InputError as err:
+        return str(err)
+    return None
+
+
+def _markers(plot: Mapping[str, Any], _: Any) -> str | None:
+    for i, m in enumerate(plot["markers"]):
+        key = f"velocity.plot.markers[{i}]"
+        for coordinate, lo, hi in (("lon", -180, 360), ("lat", -90, 90)):
+            value = m.get(coordinate, "???")
+            if value == "???":
+                return f"{key}.{coordinate}: expected degrees in [{lo}, {hi}], got nothing."
+            if not _is_real(value) or not lo <= value <= hi:
+                return f"{key}.{coordinate}: expected degrees in [{lo}, {hi}], got {value!r}."
+    return None
+
+
+def _events(plot: Mapping[str, Any], _: Any) -> str | None:
+    """``tremor.plot.events``: ISO 8601 ``time`` and optional ``end`` after it."""
+    for i, event in enumerate(plot["events"]):
+        times = {}
+        for end in ("time", "end"):
+            value = event.get(end)
+            if value is None and end == "end":
+                continue
+            expected = "an ISO 8601 time (UTC if no offset)"
+            if value in (None, "???"):
+                return f"tremor.plot.events[{i}].{end}: expected {expected}, got nothing."
+            when = event_time(value)
+            if when is None:
+                return f"tremor.plot.events[{i}].{end}: expected {expected}, got {value!r}."
+            times[end] = when
+        if "end" in times and times["end"] <= times["time"]:
+            return (f"tremor.plot.events[{i}].end: expected a time after its time "
+                    f"({event['time']}), got {event['end']!r}.")
+    return None
+
+
+def event_time(value: Any) -> _dt.datetime | None:
+    """An event's ISO 8601 time as a naive UTC datetime (None when it is not one)."""
+    try:
+        when = _dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+def _preprocess(p: Mapping[str, Any], _: Any) -> str | None:
+    key = "tremor.preprocess"
+    if p["freqmin"] is not None and p["freqmax"] is not None and p["freqmin"] >= p["freqmax"]:
+        return (f"{key}.freqmin: expected a frequency below {key}.freqmax "
+                f"({p['freqmax']} Hz), got {p['freqmin']!r}.")
+    if p["decimate"] not in (None, 1) and p["resample"] is not None:
+        return (f"{key}.decimate: expected null when {key}.resample is set (one or the other), "
+                f"got {p['decimate']!r}.")
+    return None
+
+
+def _remove_response(cfg: Mapping[str, Any], _: Any) -> str | None:
+    if cfg["tremor"]["preprocess"]["remove_response"] and not cfg["data"]["waveforms"][
+            "stationxml"]:
+        return ("tremor.preprocess.remove_response: expected false when "
+                "data.waveforms.stationxml (the instrument response) is null, got True.")
+    return None
+
+
+def _spectrogram(s: Mapping[str, Any], _: Any) -> str | None:
+    key = "tremor.spectrogram"
+    if s["noverlap"] is not None and s["noverlap"] >= s["nperseg"]:
+        return (f"{key}.noverlap: expected an integer from 0 to nperseg - 1 "
+                f"({s['nperseg'] - 1}) or null, got {s['noverlap']!r}.")
+    if s["fmin"] >= s["fmax"]:
+        return f"{key}.fmin: expected a frequency below {key}.fmax ({s['fmax']} Hz), " \
+               f"got {s['fmin']!r}."
+    if s["frequency_scale"] == "log" and s["fmin"] <= 0:
+        return f"{key}.fmin: expected a number > 0 Hz with frequency_scale log, " \
+               f"got {s['fmin']!r}."
+    return None
+
+
+def _model(m: Mapping[str, Any], _: Any) -> str | None:
+    n = len(m["channels"])
+    for key in ("kernels", "strides"):
+        if len(m[key]) != n:
+            return (f"tremor.model.{key}: expected {n} entries (one per entry of "
+                    f"tremor.model.channels), got {m[key]!r}.")
+    return None
+
+
+def _kscan(ks: Mapping[str, Any], _: Any) -> str | None:
+    if ks["k_max"] < ks["k_min"]:
+        return (f"tremor.kscan.k_max: expected an integer >= tremor.kscan.k_min "
+                f"({ks['k_min']}), got {ks['k_max']!r}.")
+    return None
+
+
+def _compute(c: Mapping[str, Any], _: Any) -> str | None:
+    if c["scheduler"] == "distributed" and not (c["address"] or "").strip():
+        return ("compute.address: expected the dask scheduler to connect to (e.g. "
+                "tcp://head-node:8786) when compute.scheduler is distributed, got None.")
+    if c["scheduler"] != "distributed" and c["address"] is not None:
+        return (f"compute.address: expected null for the {c['scheduler']} scheduler (only "
+                f"compute.scheduler=distributed uses it), got {c['address']!r}.")
+    return None
+
+
+#: (section path, relation); the path "" gives the relation the whole config, and only
+#: compose() runs it.
+RELATIONS: list[tuple[str, Relation]] = [
+    ("data.velocity.example", _example_model),
+    ("data.waveforms", _waveforms),
+    ("data.waveforms.example", _example_waveforms),
+    ("velocity.kmeans", _kmeans),
+    ("velocity.plot", _markers),
+    ("tremor.preprocess", _preprocess),
+    ("", _remove_response),
+    ("tremor.spectrogram", _spectrogram),
+    ("tremor.model", _model),
+    ("tremor.kscan", _kscan),
+    ("tremor.plot", _events),
+    ("compute", _compute),
+]
+
+
+def check(cfg: Mapping[str, Any], path: str = "") -> Mapping[str, Any]:
+    """Check the plain config ``cfg`` (every key present) under ``path`` (all of it for "")
+    against RULES and RELATIONS; InputError naming the key of the first bad value."""
+    def under(key: str) -> bool:
+        return not path or key == path or key.startswith(f"{path}.")
+
+    for key in RULES:
+        if under(key):
+            check_value(key, _lookup(cfg, key))
+    for where, relation in RELATIONS:
+        if not path or (where and under(where)):
+            message = relation(_lookup(cfg, where), cfg)
+            if message:
+                raise InputError(message)
+    return cfg
+
+
+def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``velocity.kmeans.metric_params`` against what tslearn takes for ``metric``.
+
+    DTW: ``global_constraint`` (sakoe_chiba, itakura or null) with its
+    ``sakoe_chiba_radius`` (an integer >= 0) or ``itakura_max_slope`` (a number >= 1);
+    soft-DTW: ``gamma`` (> 0). Euclidean ignores them, so any of these keys is accepted.
+    Returns the parameters given (null values left out) as a plain dict for tslearn; raises
+    :class:`InputError` naming the key.
+    """
+    key = "velocity.kmeans.metric_params"
+    metric = _plain(metric)
+    params = {k: v for k, v in dict(params or {}).items() if v is not None}
+    allowed = METRIC_PARAMS.get(metric) or tuple(k for v in METRIC_PARAMS.values() for k in v)
+    for name, value in params.items():
+        if name not in allowed:
+            raise InputError(f"{key}.{name}: expected null with the {metric} metric (tslearn "
+                             f"takes {' or '.join(allowed)}), got {value!r}.")
+        check_value(f"{key}.{name}", value)
+    constraint = params.get("global_constraint")
+    for name, needs in (("sakoe_chiba_radius", "sakoe_chiba"), ("itakura_max_slope", "itakura")):
+        if name in params and constraint not in (needs, None):
+            raise InputError(f"{key}.{name}: expected null with global_constraint "
+                             f"{constraint} (it goes with {needs}), got {params[name]!r}.")
+    if "sakoe_chiba_radius" in params and "itakura_max_slope" in params:
+        raise InputError(f"{key}.itakura_max_slope: expected null when sakoe_chiba_radius is "
+                         f"set (one constraint), got {params['itakura_max_slope']!r}.")
+    return params

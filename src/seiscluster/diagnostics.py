@@ -20,23 +20,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seiscluster.config import DiagnosticsConfig
+from seiscluster.config import section
 
 Warning_ = dict[str, str]
 
 #: The thresholds and their defaults (the ``diagnostics`` config section).
-DEFAULTS: dict[str, float] = asdict(DiagnosticsConfig())
-
-
 def settings(diagnostics: Mapping[str, Any] | None) -> dict[str, float]:
-    """The thresholds: the defaults updated with the given section."""
-    return {**DEFAULTS, **{k: v for k, v in dict(diagnostics or {}).items() if v is not None}}
+    """The thresholds: the given ``diagnostics`` section, checked and completed with the
+    defaults of :class:`seiscluster.config.DiagnosticsConfig`."""
+    return section("diagnostics", diagnostics)
 
 
 def warning(code: str, message: str) -> Warning_:

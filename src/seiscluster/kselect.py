@@ -23,7 +23,7 @@ clusterings of the stability step, so it costs no extra fit. Tibshirani's rule
 the scan); where no k passes, the k of the largest gap. It is Euclidean whatever the
 clustering metric (the velocity branch's DTW and soft-DTW fits included).
 
-**Rules** (:func:`choose`, :data:`RULES`):
+**Rules** (:func:`choose`, :class:`seiscluster.config.KRule`):
 
 - ``criterion``: the branch's own choice (velocity: kneed's knee, else
   ``velocity.elbow.fallback``; tremor: the best ``tremor.kscan.criterion`` score);
@@ -45,23 +45,8 @@ from scipy.sparse import csr_matrix
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from seiscluster.config import check_kselect
-from seiscluster.errors import InputError
-
-#: Ways of choosing k from a scan table (see the module docstring).
-RULES = ("criterion", "gap", "stable_criterion", "stable_gap")
 #: Columns a scan table gains: stability and the gap statistic with its s_k.
 COLUMNS = ("stability", "gap", "gap_sk")
-
-
-def check_settings(prefix: str, rule: str, stability_seeds: int, stability_fraction: float,
-                   sample_size: int, gap_references: int) -> None:
-    """Check a scan's rule and stability/gap settings (``prefix``: its config section) with
-    :func:`seiscluster.config.check_kselect`; InputError naming the key."""
-    if rule not in RULES:
-        raise InputError(f"{prefix}.rule must be one of {', '.join(RULES)}, got {rule!r}.")
-    check_kselect({"stability_seeds": stability_seeds, "stability_fraction": stability_fraction,
-                   "sample_size": sample_size, "gap_references": gap_references}, prefix)
 
 
 def subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -182,15 +167,14 @@ def stable_choice(table: pd.DataFrame, base: int, min_stability: float) -> tuple
 
 def choose(
     table: pd.DataFrame, rule: str, criterion_k: int, criterion_message: str,
-    min_stability: float, key: str,
+    min_stability: float,
 ) -> tuple[int, str]:
-    """The chosen k and one sentence explaining it, by ``rule`` (:data:`RULES`).
+    """The chosen k and one sentence explaining it, by ``rule`` (a checked
+    :class:`seiscluster.config.KRule` value).
 
     ``table`` has ``k``, ``stability``, ``gap``, ``gap_sk``; ``criterion_k`` and
-    ``criterion_message`` are the branch's own choice; ``key`` names the rule's config key.
+    ``criterion_message`` are the branch's own choice.
     """
-    if rule not in RULES:
-        raise InputError(f"{key} must be one of {', '.join(RULES)}, got {rule!r}.")
     if rule == "criterion":
         return criterion_k, f"{criterion_message} (rule criterion)"
     if rule.endswith("gap"):

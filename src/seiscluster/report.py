@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import html
 import json
 import math
@@ -23,6 +24,7 @@ import yaml
 from seiscluster import __version__
 from seiscluster.errors import InputError
 from seiscluster.fileio import write_text
+from seiscluster.resources import workflow_root
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -37,56 +39,46 @@ padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto
 
 METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map"}
 
-#: Tremor sections made of figures: (section id, title, ((figure name, caption), ...)).
-FigureSection = tuple[str, str, tuple[tuple[str, str], ...]]
-SPECTROGRAM_SECTION: FigureSection = ("tremor-spectrograms", "Tremor: Spectrograms", (
-    ("overview", "Whole span: mean log power per frequency per window, and the band "
-                 "amplitude (RSAM-like). Skipped windows are blank."),
-    ("spectrogram_examples", "Example windows spread evenly over the span."),
-))
-TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: Autoencoder training", (
-    ("losses", "Pretraining loss per epoch and the fine-tuning record per update "
-               "(including the fraction of changed labels, delta-label)."),
-))
-KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: Number of clusters (k scan)", (
-    ("kscan", "Scores of the k-means of the embeddings for every k (criteria, stability as "
-              "mean pairwise ARI, gap statistic with s_k); the chosen k is marked."),
-))
+#: Tremor sections made of figures: (section id, title, figure names); a figure's caption
+#: is the one its stage declares (:func:`caption`).
+FigureSection = tuple[str, str, tuple[str, ...]]
+SPECTROGRAM_SECTION: FigureSection = ("tremor-spectrograms", "Tremor: Spectrograms",
+                                      ("overview", "spectrogram_examples"))
+TRAINING_SECTION: FigureSection = ("tremor-training", "Tremor: Autoencoder training",
+                                   ("losses",))
+KSCAN_SECTION: FigureSection = ("tremor-kscan", "Tremor: Number of clusters (k scan)",
+                                ("kscan",))
 CLUSTER_SECTIONS: tuple[FigureSection, ...] = (
-    ("tremor-tsne", "Tremor: t-SNE of the embeddings", (
-        ("tsne", "t-SNE of the pretrained embeddings (k-means labels) and of the "
-                 "fine-tuned ones (DEC labels)."),
-    )),
-    ("tremor-timeline", "Tremor: Clusters over time", (
-        ("clusters_over_time", "Cluster of every window over time above the band amplitude "
-                               "(each window's median in its cluster's colour), and the "
-                               "confidence of its assignment; gaps and skipped windows grey, "
-                               "configured events dashed, phases shaded."),
-    )),
-    ("tremor-examples", "Tremor: Per-cluster examples", (
-        ("cluster_spectrograms", "Mean spectrogram of each cluster."),
-        ("reconstructions", "The windows of each cluster nearest its centre (in the "
-                            "fine-tuned embedding): spectrogram, autoencoder reconstruction "
-                            "and, below, the preprocessed record (min-max envelope; gaps "
-                            "blank)."),
-    )),
+    ("tremor-tsne", "Tremor: t-SNE of the embeddings", ("tsne",)),
+    ("tremor-timeline", "Tremor: Clusters over time", ("clusters_over_time",)),
+    ("tremor-examples", "Tremor: Per-cluster examples",
+     ("cluster_spectrograms", "reconstructions")),
 )
-#: The tremor figures, in the report's order (the workflow's report inputs).
+#: The tremor figures, in the report's order (inputs ``figure_<name>``).
 TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, KSCAN_SECTION,
-                                         *CLUSTER_SECTIONS) for name, _ in spec[2])
-#: Velocity figures of each method: (input key, alt text, caption).
-VELOCITY_FIGURES = (
-    ("cluster_figure", "cluster profiles", "Velocity against depth: every cluster's mean in "
-                                            "the first panel, then each cluster's profiles, "
-                                            "mean, 10th-90th percentile band and centroid "
-                                            "(k-means, dashed). A cluster has one colour in "
-                                            "every figure."),
-    ("map_figure", "cluster map", "Map of the clusters (and of the true provinces for the "
-                                  "example), projection named under it; grey: no profile. "
-                                  "A SOM's node grid beside its map is the legend."),
-    ("som_figure", "SOM maps", "SOM U-matrix (distance between neighbouring nodes) and hit "
-                               "counts."),
-)
+                                         *CLUSTER_SECTIONS) for name in spec[2])
+#: Velocity figures of each method: (input key, alt text); input ``<method>_<key>``.
+VELOCITY_FIGURES = (("cluster_figure", "cluster profiles"), ("map_figure", "cluster map"),
+                    ("som_figure", "SOM maps"))
+
+
+@functools.cache
+def _captions() -> dict[str, str]:
+    from seiscluster.stagekeys import STAGES
+
+    return {product.report: product.caption for stage in STAGES.values()
+            for product in stage.outputs.values() if product.report and product.caption}
+
+
+def caption(report: str, default: str = "") -> str:
+    """The caption of the figure that a stage declares as the report input ``report``
+    (``seiscluster.stagekeys.Product``): the text of ``workflow/report/<caption>.rst``,
+    which Snakemake's report shows too, without its markup; ``default`` for another."""
+    name = _captions().get(report)
+    if name is None:
+        return default
+    text = (workflow_root() / "workflow" / "report" / f"{name}.rst").read_text()
+    return " ".join(text.replace("``", "").split())
 
 
 def image(path: str | Path, alt: str) -> str:
@@ -262,8 +254,8 @@ def velocity_sections(
     for method, files in methods.items():
         metrics = load_json(files["metrics"], f"metrics of the {method} fit")
         body = [*warnings_block(metrics), metrics_table(metrics)] + [
-            figure(files[key], f"{method} {alt}", caption)
-            for key, alt, caption in VELOCITY_FIGURES if files.get(key)]
+            figure(files[key], f"{method} {alt}", caption(f"{method}_{key}"))
+            for key, alt in VELOCITY_FIGURES if files.get(key)]
         parts.append(section(f"velocity-{method}",
                              f"Velocity: {METHOD_TITLES.get(method, method)}", body))
     return parts
@@ -277,11 +269,8 @@ def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None
     if record.get("knee") is None:
         lead = [f"<p class='warn'><strong>No knee found.</strong> "
                 f"{html.escape(message)}</p>"]
-    parts = [*lead, *k_choice(record), figure(
-        elbow_figure, "elbow curve", "Distortion per k with the knee (solid line) and the "
-        "chosen k where it differs (dashed); silhouette and Calinski-Harabasz below; "
-        "stability (mean pairwise ARI, threshold dotted) and gap statistic with s_k at the "
-        "bottom, the chosen k dashed.")]
+    parts = [*lead, *k_choice(record),
+             figure(elbow_figure, "elbow curve", caption("elbow_figure"))]
     if elbow_table:
         parts.append(table(pd.read_csv(elbow_table)))
     return section("velocity-elbow", "Velocity: Elbow scan (number of k-means clusters)", parts)
@@ -338,8 +327,7 @@ def tremor_sections(
                          dec_metrics, labels),
         *(figure_section(spec, figures) for spec in CLUSTER_SECTIONS),
     ]
-    other = tuple((name, name.replace("_", " ")) for name in figures
-                  if name not in TREMOR_FIGURES)
+    other = tuple(name for name in figures if name not in TREMOR_FIGURES)
     if other:
         parts.append(figure_section(("tremor-other", "Tremor: Other figures", other), figures))
     return parts
@@ -349,8 +337,9 @@ def figure_section(spec: FigureSection, figures: Mapping[str, str],
                    lead: Sequence[str] = ()) -> str:
     """A section of figures (a note in place of each one not given), after ``lead``."""
     ident, title, shown = spec
-    return section(ident, title, [*lead, *(figure(figures.get(name), name.replace("_", " "),
-                                                  caption) for name, caption in shown)])
+    return section(ident, title, [*lead, *(
+        figure(figures.get(name), name.replace("_", " "),
+               caption(f"figure_{name}", name.replace("_", " "))) for name in shown)])
 
 
 def skipped_section(skipped: str) -> str:
@@ -422,8 +411,7 @@ def features_section(choice: str | None, metrics: str | None, kscan_figure: str 
         parts += ["<h3>Regimes (rows) against feature clusters (columns)</h3>",
                   table(pd.DataFrame(feat["contingency"]).T.rename_axis("regime")
                         .reset_index())]
-    parts.append(figure(kscan_figure, "feature k scan", "Scores of the k-means of the "
-                        "standardised features for every k; the chosen k is marked."))
+    parts.append(figure(kscan_figure, "feature k scan", caption("features_kscan")))
     return section("tremor-features", "Tremor: Interpretable features", parts)
 
 

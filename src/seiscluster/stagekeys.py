@@ -18,7 +18,7 @@ import hashlib
 import importlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,51 @@ KEY_LENGTH = 12
 
 
 @dataclass(frozen=True)
+class Product:
+    """One output of a stage: ``path`` in the stage's folder (a folder when it ends with
+    ``/``). A figure names its ``caption`` (``workflow/report/<caption>.rst``, shown by
+    Snakemake's report, in the category of the stage's branch, and by the run's report) and
+    its Snakemake report ``subcategory``; ``report`` is the product's name among the run
+    report's inputs (:func:`seiscluster.report.report_stage`), None when it shows nowhere."""
+
+    path: str
+    report: str | None = None
+    caption: str | None = None
+    subcategory: str = ""
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.endswith("/")
+
+
+def _figure(path: str, caption: str, subcategory: str, report: str) -> Product:
+    """A figure: shown by Snakemake's report and by the run's report."""
+    return Product(path, report, caption, subcategory)
+
+
+@dataclass(frozen=True)
 class Stage:
-    """What one keyed stage runs, reads and needs, and where its products show in a run.
+    """Everything about one keyed stage: the function it runs, what it reads and needs, its
+    products and where they show in a run. The stage's rule (``workflow/rules/stages.smk``),
+    its link rule, the run report's inputs and the figures' captions all follow from it.
+
+    ``function`` is the ``module:function`` the rule runs. ``outputs`` are its products
+    (:class:`Product`) by the keyword the function takes them as; ``inputs`` the products
+    of upstream stages it reads (keyword -> ``"<stage>.<output>"``), ``optional_inputs``
+    those given only when that upstream stage runs; ``sources`` names the user's files it
+    reads (``model``: ``data.velocity.path``; ``waveforms``: the records), so that a changed
+    file reruns it. ``parallel`` stages get the rule's threads (``--cores``), ``gpu`` stages
+    a GPU resource when ``trainer.accelerator`` is gpu.
 
     ``reads`` maps the stage function's keyword arguments to the config paths they come
     from (the rule's params); ``runtime`` does the same for settings that change how fast a
     stage runs but never its result (passed, not hashed into the key); ``also_keys`` are
     config values hashed into the key but not passed as such (a user's model path, which
     reaches the stage as an input file; the spectrogram day blocks, inside ``compute``);
-    ``folder`` is the place of the stage's products inside ``results/<run>/``; ``links`` are
-    extra folders of the keyed directory shown in the run folder (the pretraining
-    checkpoints).
+    ``folder`` is the place of the stage's products inside ``results/<run>/``; ``folders``
+    are extra folders of the keyed directory (keyword -> folder) given to the function and
+    shown in the run folder (the pretraining checkpoints, kept across attempts, so no
+    output).
 
     Inside the ``reads`` sections, ``unhashed`` are the paths of settings that change only
     the speed or a cache's place (``data.waveforms.fdsn_cache``): passed with their section,
@@ -59,48 +93,25 @@ class Stage:
     function: str
     reads: Mapping[str, str]
     folder: str
+    outputs: Mapping[str, Product] = field(default_factory=dict)
     upstream: tuple[str, ...] = ()
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    optional_inputs: Mapping[str, str] = field(default_factory=dict)
+    sources: str | None = None
+    parallel: bool = False
+    gpu: bool = False
     runtime: Mapping[str, str] = field(default_factory=dict)
     also_keys: tuple[str, ...] = ()
-    links: tuple[str, ...] = ()
+    folders: Mapping[str, str] = field(default_factory=dict)
     branch: str = "velocity"
     unhashed: tuple[str, ...] = ()
     omit: tuple[str, ...] = ()
     stems: Mapping[str, str] = field(default_factory=dict)
 
-
-def _velocity_fit(method: str) -> Stage:
-    return Stage(
-        function=f"seiscluster.velocity.stages:fit_{method}",
-        reads={method: f"velocity.{method}", "source": "velocity.source",
-               "tag": "velocity.tag",
-               "silhouette_sample_size": "velocity.elbow.silhouette_sample_size",
-               "diagnostics": "diagnostics"},
-        folder=f"velocity/{method}",
-        upstream=("velocity_profiles", "velocity_elbow") if method == "kmeans"
-        else ("velocity_profiles",),
-        stems={"seisgo": f"velocity.{method}.figbase"},
-    )
-
-
-def _velocity_figures(method: str) -> Stage:
-    return Stage(
-        function="seiscluster.velocity.stages:figures",
-        reads={"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
-               "markers": "velocity.plot.markers"},
-        folder=f"velocity/{method}",
-        upstream=("velocity_profiles", f"velocity_{method}"),
-    )
-
-
-def _tremor(function: str, folder: str, upstream: tuple[str, ...],
-            links: tuple[str, ...] = (), **reads: str) -> Stage:
-    module = "stages" if function in ("make_example", "spectrograms", "spectrogram_figures",
-                                      "features", "primary_labels") else "deep_stages"
-    unhashed = tuple(p for p in _SPEED_ONLY if p.rsplit(".", 1)[0] in reads.values())
-    return Stage(function=f"seiscluster.tremor.{module}:{function}", reads=reads,
-                 folder=folder, upstream=upstream, links=links, branch="tremor",
-                 unhashed=unhashed)
+    @property
+    def links(self) -> tuple[str, ...]:
+        """The extra folders shown in the run folder."""
+        return tuple(self.folders.values())
 
 
 _SEEDED = {"channels": "tremor.preprocess.channels", "seed": "seed"}
@@ -110,6 +121,14 @@ _SEEDED = {"channels": "tremor.preprocess.channels", "seed": "seed"}
 _SPEED_ONLY = ("data.waveforms.fdsn_cache",)
 #: The dask scheduler settings (``compute``): how a stage runs, not what it computes.
 _COMPUTE = {"compute": "compute"}
+#: What a velocity fit reads besides its own section.
+_FIT_READS = {"source": "velocity.source", "tag": "velocity.tag",
+              "silhouette_sample_size": "velocity.elbow.silhouette_sample_size",
+              "diagnostics": "diagnostics"}
+_FIT_OUTPUTS = {"cluster_map": Product("cluster_map.csv"), "clusters": Product("clusters.nc"),
+                "model": Product("model.pkl")}
+_FIGURE_READS = {"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
+                 "markers": "velocity.plot.markers"}
 
 #: Every keyed stage, in an order where a stage follows its upstream stages.
 STAGES: dict[str, Stage] = {
@@ -117,65 +136,183 @@ STAGES: dict[str, Stage] = {
         function="seiscluster.velocity.stages:ingest",
         reads={"format": "data.velocity.format", "variable": "data.velocity.variable",
                "example": "data.velocity.example"},
-        folder="velocity", also_keys=("data.velocity.path",),
+        folder="velocity", also_keys=("data.velocity.path",), sources="model",
+        outputs={"model": Product("model.nc")},
     ),
     "velocity_profiles": Stage(
         function="seiscluster.velocity.stages:profiles",
         reads={"zrange": "velocity.profiles.zrange", "spacing": "velocity.profiles.spacing",
                "dz": "velocity.profiles.dz"},
-        folder="velocity", upstream=("velocity_ingest",), runtime=_COMPUTE,
+        folder="velocity", upstream=("velocity_ingest",), runtime=_COMPUTE, parallel=True,
+        inputs={"model": "velocity_ingest.model"},
+        outputs={"profiles": Product("profiles.nc", report="profiles")},
     ),
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
                "dpi": "velocity.plot.dpi", "diagnostics": "diagnostics"},
         folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
+        parallel=True, inputs={"profiles": "velocity_profiles.profiles"},
+        outputs={"table": Product("elbow.csv", report="elbow_table"),
+                 "choice": Product("choice.json", report="elbow_choice"),
+                 "figure": _figure("elbow.png", "elbow", "Elbow scan", "elbow_figure")},
         # the scan fits every profile for every k: the final fit's k, sample and pickle
         # stem are not its business
         omit=tuple(f"velocity.kmeans.{k}" for k in ("n_clusters", "fit_sample_size",
                                                     "figbase")),
     ),
-    "velocity_kmeans": _velocity_fit("kmeans"),
-    "velocity_som": _velocity_fit("som"),
-    "velocity_kmeans_figures": _velocity_figures("kmeans"),
-    "velocity_som_figures": _velocity_figures("som"),
-    "tremor_example": _tremor(
-        "make_example", "tremor/example", (), example="data.waveforms.example",
-        window_length="tremor.spectrogram.window_length"),
+    "velocity_kmeans": Stage(
+        function="seiscluster.velocity.stages:fit_kmeans",
+        reads={"kmeans": "velocity.kmeans", **_FIT_READS}, folder="velocity/kmeans",
+        upstream=("velocity_profiles", "velocity_elbow"), parallel=True,
+        inputs={"profiles": "velocity_profiles.profiles"},
+        optional_inputs={"choice": "velocity_elbow.choice", "table": "velocity_elbow.table"},
+        outputs={**_FIT_OUTPUTS, "metrics": Product("metrics.json", report="kmeans_metrics"),
+                 "seisgo": Product("seisgo/")},
+        stems={"seisgo": "velocity.kmeans.figbase"},
+    ),
+    "velocity_som": Stage(
+        function="seiscluster.velocity.stages:fit_som",
+        reads={"som": "velocity.som", **_FIT_READS}, folder="velocity/som",
+        upstream=("velocity_profiles",), inputs={"profiles": "velocity_profiles.profiles"},
+        outputs={**_FIT_OUTPUTS, "metrics": Product("metrics.json", report="som_metrics"),
+                 "seisgo": Product("seisgo/")},
+        stems={"seisgo": "velocity.som.figbase"},
+    ),
+    "velocity_kmeans_figures": Stage(
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        folder="velocity/kmeans", upstream=("velocity_profiles", "velocity_kmeans"),
+        inputs={"profiles": "velocity_profiles.profiles",
+                "clusters": "velocity_kmeans.clusters"},
+        outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles", "k-means",
+                                           "kmeans_cluster_figure"),
+                 "map_figure": _figure("cluster_map.png", "cluster_map", "k-means",
+                                       "kmeans_map_figure")},
+    ),
+    "velocity_som_figures": Stage(
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        folder="velocity/som", upstream=("velocity_profiles", "velocity_som"),
+        inputs={"profiles": "velocity_profiles.profiles", "clusters": "velocity_som.clusters"},
+        outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles", "SOM",
+                                           "som_cluster_figure"),
+                 "map_figure": _figure("cluster_map.png", "cluster_map", "SOM",
+                                       "som_map_figure"),
+                 "som_figure": _figure("som_maps.png", "som_maps", "SOM", "som_som_figure")},
+    ),
+    "tremor_example": Stage(
+        function="seiscluster.tremor.stages:make_example",
+        reads={"example": "data.waveforms.example",
+               "window_length": "tremor.spectrogram.window_length"},
+        folder="tremor/example", branch="tremor",
+        outputs={"waveforms": Product("waveforms/"), "truth": Product("truth.csv")},
+    ),
     # The day blocks change the stored values in their last float32 digit (the detrend
     # spans a block), so they are hashed; the rest of ``compute`` is runtime.
-    "tremor_spectrograms": replace(_tremor(
-        "spectrograms", "tremor", ("tremor_example",), waveforms="data.waveforms",
-        preprocess="tremor.preprocess", spectrogram="tremor.spectrogram"),
-        runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",)),
+    "tremor_spectrograms": Stage(
+        function="seiscluster.tremor.stages:spectrograms",
+        reads={"waveforms": "data.waveforms", "preprocess": "tremor.preprocess",
+               "spectrogram": "tremor.spectrogram"},
+        folder="tremor", upstream=("tremor_example",), branch="tremor", unhashed=_SPEED_ONLY,
+        runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",), parallel=True,
+        sources="waveforms",
+        outputs={"spectrograms": Product("spectrograms.zarr/", report="spectrograms"),
+                 "skipped": Product("skipped_windows.csv", report="skipped")},
+    ),
     # The interpretable features read the records themselves (full-resolution frames).
-    "tremor_features": replace(_tremor(
-        "features", "tremor/features", ("tremor_example",), waveforms="data.waveforms",
-        preprocess="tremor.preprocess", spectrogram="tremor.spectrogram",
-        features="tremor.features", kscan="tremor.kscan", diagnostics="diagnostics",
-        **_SEEDED),
-        runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",)),
-    "tremor_spectrogram_figures": _tremor(
-        "spectrogram_figures", "tremor/figures", ("tremor_spectrograms",),
-        dpi="tremor.plot.dpi"),
-    "tremor_pretrain": _tremor(
-        "pretrain", "tremor/pretrain", ("tremor_spectrograms",), links=("checkpoints",),
-        model="tremor.model", pretrain="tremor.pretrain", trainer="trainer", **_SEEDED),
-    "tremor_embed_kscan": _tremor(
-        "embed_kscan", "tremor/kscan", ("tremor_spectrograms", "tremor_pretrain"),
-        kscan="tremor.kscan", diagnostics="diagnostics", **_SEEDED),
-    "tremor_finetune": _tremor(
-        "finetune", "tremor/dec",
-        ("tremor_spectrograms", "tremor_pretrain", "tremor_embed_kscan"),
-        dec="tremor.dec", trainer="trainer", **_SEEDED),
-    "tremor_deep_figures": _tremor(
-        "deep_figures", "tremor",
-        ("tremor_example", "tremor_spectrograms", "tremor_embed_kscan", "tremor_pretrain",
-         "tremor_finetune"),
-        tsne="tremor.tsne", plot="tremor.plot", diagnostics="diagnostics", **_SEEDED),
-    "tremor_labels": _tremor(
-        "primary_labels", "tremor", ("tremor_features", "tremor_finetune"),
-        primary="tremor.primary_labels"),
+    "tremor_features": Stage(
+        function="seiscluster.tremor.stages:features",
+        reads={"waveforms": "data.waveforms", "preprocess": "tremor.preprocess",
+               "spectrogram": "tremor.spectrogram", "features": "tremor.features",
+               "kscan": "tremor.kscan", "diagnostics": "diagnostics", **_SEEDED},
+        folder="tremor/features", upstream=("tremor_example",), branch="tremor",
+        unhashed=_SPEED_ONLY, runtime=_COMPUTE, also_keys=("compute.spectrogram_block_days",),
+        parallel=True, sources="waveforms", optional_inputs={"truth": "tremor_example.truth"},
+        outputs={"table": Product("features.nc"), "scan": Product("kscan.csv"),
+                 "choice": Product("choice.json", report="features_choice"),
+                 "labels": Product("labels.csv"),
+                 "metrics": Product("metrics.json", report="features_metrics"),
+                 "kscan_figure": _figure("kscan.png", "tremor_features", "Clusters",
+                                         "features_kscan")},
+    ),
+    "tremor_spectrogram_figures": Stage(
+        function="seiscluster.tremor.stages:spectrogram_figures",
+        reads={"dpi": "tremor.plot.dpi"}, folder="tremor/figures",
+        upstream=("tremor_spectrograms",), branch="tremor",
+        inputs={"spectrograms": "tremor_spectrograms.spectrograms"},
+        outputs={"overview": _figure("overview.png", "tremor_overview", "Spectrograms",
+                                     "figure_overview"),
+                 "examples": _figure("spectrogram_examples.png", "tremor_examples",
+                                     "Spectrograms", "figure_spectrogram_examples")},
+    ),
+    "tremor_pretrain": Stage(
+        function="seiscluster.tremor.deep_stages:pretrain",
+        reads={"model": "tremor.model", "pretrain": "tremor.pretrain", "trainer": "trainer",
+               **_SEEDED},
+        folder="tremor/pretrain", upstream=("tremor_spectrograms",), branch="tremor",
+        folders={"checkpoint_dir": "checkpoints"}, parallel=True, gpu=True,
+        inputs={"spectrograms": "tremor_spectrograms.spectrograms"},
+        outputs={"best": Product("best.ckpt"), "losses": Product("losses.csv")},
+    ),
+    "tremor_embed_kscan": Stage(
+        function="seiscluster.tremor.deep_stages:embed_kscan",
+        reads={"kscan": "tremor.kscan", "diagnostics": "diagnostics", **_SEEDED},
+        folder="tremor/kscan", upstream=("tremor_spectrograms", "tremor_pretrain"),
+        branch="tremor", parallel=True,
+        inputs={"spectrograms": "tremor_spectrograms.spectrograms",
+                "best": "tremor_pretrain.best"},
+        outputs={"embeddings": Product("embeddings.nc"), "scan": Product("kscan.csv"),
+                 "choice": Product("choice.json", report="kscan_choice")},
+    ),
+    "tremor_finetune": Stage(
+        function="seiscluster.tremor.deep_stages:finetune",
+        reads={"dec": "tremor.dec", "trainer": "trainer", **_SEEDED}, folder="tremor/dec",
+        upstream=("tremor_spectrograms", "tremor_pretrain", "tremor_embed_kscan"),
+        branch="tremor", parallel=True, gpu=True,
+        inputs={"spectrograms": "tremor_spectrograms.spectrograms",
+                "best": "tremor_pretrain.best", "embeddings": "tremor_embed_kscan.embeddings",
+                "choice": "tremor_embed_kscan.choice"},
+        outputs={"labels": Product("labels.csv"), "assignments": Product("assignments.nc"),
+                 "final_model": Product("model.ckpt"),
+                 "history": Product("history.csv", report="dec_history")},
+    ),
+    "tremor_deep_figures": Stage(
+        function="seiscluster.tremor.deep_stages:deep_figures",
+        reads={"tsne": "tremor.tsne", "plot": "tremor.plot", "diagnostics": "diagnostics",
+               **_SEEDED},
+        folder="tremor",
+        upstream=("tremor_example", "tremor_spectrograms", "tremor_embed_kscan",
+                  "tremor_pretrain", "tremor_finetune"),
+        branch="tremor", parallel=True, sources="waveforms",
+        optional_inputs={"truth": "tremor_example.truth"},
+        inputs={"spectrograms": "tremor_spectrograms.spectrograms",
+                "embeddings": "tremor_embed_kscan.embeddings",
+                "scan": "tremor_embed_kscan.scan", "losses": "tremor_pretrain.losses",
+                "best": "tremor_pretrain.best", "assignments": "tremor_finetune.assignments",
+                "labels": "tremor_finetune.labels", "history": "tremor_finetune.history",
+                "final_model": "tremor_finetune.final_model"},
+        outputs={
+            "metrics": Product("dec/metrics.json", report="dec_metrics"),
+            "loss_figure": _figure("figures/losses.png", "tremor_losses", "Training",
+                                   "figure_losses"),
+            "kscan_figure": _figure("figures/kscan.png", "tremor_kscan", "Clusters",
+                                    "figure_kscan"),
+            "tsne_figure": _figure("figures/tsne.png", "tremor_tsne", "Clusters",
+                                   "figure_tsne"),
+            "timeline_figure": _figure("figures/clusters_over_time.png", "tremor_timeline",
+                                       "Clusters", "figure_clusters_over_time"),
+            "reconstruction_figure": _figure("figures/reconstructions.png",
+                                             "tremor_reconstructions", "Clusters",
+                                             "figure_reconstructions"),
+            "spectra_figure": _figure("figures/cluster_spectrograms.png", "tremor_spectra",
+                                      "Clusters", "figure_cluster_spectrograms")},
+    ),
+    "tremor_labels": Stage(
+        function="seiscluster.tremor.stages:primary_labels",
+        reads={"primary": "tremor.primary_labels"}, folder="tremor",
+        upstream=("tremor_features", "tremor_finetune"), branch="tremor",
+        inputs={"features": "tremor_features.labels", "dec": "tremor_finetune.labels"},
+        outputs={"labels": Product("labels.csv", report="labels")},
+    ),
 }
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from seiscluster.config import Activation
 from seiscluster.errors import InputError
 from seiscluster.tremor.autoencoder import (
     ACTIVATIONS,
@@ -21,7 +22,6 @@ from seiscluster.tremor.autoencoder import (
     same_padding,
 )
 from seiscluster.tremor.datamodule import EpochBatchSampler, SpectrogramDataModule, split_ids
-from seiscluster.tremor.deep_stages import ACTIVATION_NAMES
 
 
 @pytest.mark.parametrize(("size", "kernel", "stride", "expected"), [
@@ -139,7 +139,7 @@ def test_glorot_uniform_init_and_zero_bias():
 
 
 def test_activation_names_agree_with_the_config_check():
-    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+    assert tuple(ACTIVATIONS) == tuple(a.value for a in Activation)
 
 
 def test_keras_exponential_decay():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.tremor.autoencoder import ConvAutoencoder, HalfBatchThreads, embed
 from seiscluster.tremor.dec import (
@@ -171,10 +172,11 @@ def test_half_batch_gradients_add_up_to_the_batch_gradient(rec_weight):
     p_all = target_distribution(model(x)[1].detach())
     idx = torch.arange(3, 90, 4)  # 22 rows, in no particular cluster order
     whole = HalfBatchThreads(torch.device("meta"))  # not CPU: the batch stays whole
-    losses = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, whole)(idx, p_all)
+    fabric = fabric_for(section("trainer", None))
+    losses = _Gradients(model, params, fabric, x, 0.1, rec_weight, whole)(idx, p_all)
     expected = [p.grad.clone() for p in params]
     with HalfBatchThreads(torch.device("cpu")) as halves:
-        got = _Gradients(model, params, fabric_for({}), x, 0.1, rec_weight, halves)(idx, p_all)
+        got = _Gradients(model, params, fabric, x, 0.1, rec_weight, halves)(idx, p_all)
     np.testing.assert_allclose(got.numpy(), losses.numpy(), rtol=1e-5)
     assert any(p is ae.decoder_convs[0].weight for p in params) == (rec_weight > 0)
     for p, g in zip(params, expected, strict=True):

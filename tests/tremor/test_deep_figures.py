@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.plots import deep
 from seiscluster.tremor.deep_stages import _events
@@ -68,11 +69,13 @@ def test_the_timeline_puts_clusters_above_the_amplitude_and_shades_gaps_and_phas
 
 
 def test_events_read_their_end():
-    events = _events([{"time": "2021-03-13T02:00:00Z", "label": "a"},
-                      {"time": "2021-03-13T02:00", "end": "2021-03-13T05:00", "label": "b"}])
+    plot = section("tremor.plot", {"events": [
+        {"time": "2021-03-13T02:00:00Z", "label": "a"},
+        {"time": "2021-03-13T02:00", "end": "2021-03-13T05:00", "label": "b"}]})
+    events = _events(plot["events"])
     assert events[0][2] is None and events[1][2] == np.datetime64("2021-03-13T05:00", "ns")
     with pytest.raises(InputError, match=r"events\[0\]\.end"):
-        _events([{"time": "2021-03-13", "end": "soon"}])
+        section("tremor.plot", {"events": [{"time": "2021-03-13", "end": "soon"}]})
 
 
 def test_representative_windows_show_their_record_below_the_spectrograms():

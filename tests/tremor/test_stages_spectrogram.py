@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from obspy import Stream, Trace, UTCDateTime
 
+from seiscluster.config import compose
 from seiscluster.errors import InputError
 from seiscluster.tremor import stages
 from seiscluster.tremor.spectrogram import SKIPPED_COLUMNS, apply_normalisation
@@ -301,8 +302,9 @@ def test_check_config_catches_rate_problems_early():
     with pytest.raises(InputError, match=r"tremor\.spectrogram\.fmax"):
         stages.check_config({**WAVEFORMS, "source": "files", "files": [__file__]},
                             {**PREPROCESS, "resample": 5.0}, SPECTROGRAM)
-    with pytest.raises(InputError, match=r"remove_response: true needs"):
-        stages.check_config(WAVEFORMS, {**PREPROCESS, "remove_response": True}, SPECTROGRAM)
+    with pytest.raises(InputError, match=r"remove_response: expected false when "
+                       r"data\.waveforms\.stationxml"):
+        compose(["tremor.preprocess.remove_response=true"])
 
 
 # ----------------------------------------------------------------------------- real data

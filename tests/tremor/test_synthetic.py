@@ -38,7 +38,7 @@ def hourly(ex) -> np.ndarray:
 
 
 def test_default_settings_are_the_documented_ones():
-    s = ExampleSettings()
+    s = ExampleSettings.from_config(None)
     assert (s.days, s.sampling_rate, s.swarm_rate, s.teleseisms) == (14, 50.0, (10.0, 40.0), 1)
     small = make_example(days=1, seed=5)
     assert small.data.shape == (86400 * 50,) and small.sampling_rate == 50.0

@@ -7,6 +7,7 @@ import pytest
 from obspy import Stream, Trace, UTCDateTime
 from scipy import signal
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.tremor import waveforms as wf
 
@@ -62,7 +63,7 @@ def test_preprocess_defaults_and_rates():
     ({"max_gap_fraction": 1.0}, "tremor.preprocess.max_gap_fraction"),
     ({"channels": "both"}, "tremor.preprocess.channels"),
     ({"response_output": "VELOCITY"}, "tremor.preprocess.response_output"),
-    ({"remove_response": "yes"}, "tremor.preprocess.remove_response"),
+    ({"remove_response": "maybe"}, "tremor.preprocess.remove_response"),
     ({"bandpass": 1}, "tremor.preprocess.bandpass"),
 ])
 def test_preprocess_config_errors_name_the_key(cfg, key):
@@ -84,29 +85,32 @@ def test_pad_holds_ten_periods_of_the_lowest_frequency():
     assert wf.pad_seconds(wf.Preprocess.from_config({"freqmin": None}), 0.0) == 60.0
 
 
-def test_check_waveforms(tmp_path):
-    wf.check_waveforms(waveforms(source="example", example={"days": 2}))
+def test_waveforms_section_checks(tmp_path):
+    def check(**kw):
+        return section("data.waveforms", waveforms(**kw))
+
+    wf.check_waveforms(check(source="example", example={"days": 2}))
     with pytest.raises(InputError, match=r"data\.waveforms\.source"):
-        wf.check_waveforms(waveforms(source="ftp"))
+        check(source="ftp")
     with pytest.raises(InputError, match=r"data\.waveforms\.files: no file matches"):
-        wf.check_waveforms(waveforms(files=[str(tmp_path / "*.mseed")]))
-    with pytest.raises(InputError, match=r"data\.waveforms\.files: empty"):
-        wf.check_waveforms(waveforms(files=[]))
-    with pytest.raises(InputError, match=r"data\.waveforms\.endtime: required"):
-        wf.check_waveforms(waveforms(source="fdsn", starttime="2021-01-01"))
+        wf.check_waveforms(check(files=[str(tmp_path / "*.mseed")]))
+    with pytest.raises(InputError, match=r"data\.waveforms\.files: expected files"):
+        check(files=[])
+    with pytest.raises(InputError, match=r"data\.waveforms\.endtime: expected a time "
+                       r"\(required when data\.waveforms\.source is fdsn\)"):
+        check(source="fdsn", starttime="2021-01-01")
     with pytest.raises(InputError, match=r"data\.waveforms\.sds_root"):
-        wf.check_waveforms(waveforms(source="sds", sds_root=str(tmp_path / "none")))
+        check(source="sds", sds_root=str(tmp_path / "none"))
     with pytest.raises(InputError, match=r"data\.waveforms\.starttime"):
-        wf.check_waveforms(waveforms(source="example", starttime="yesterday"))
+        check(source="example", starttime="yesterday")
     with pytest.raises(InputError, match=r"data\.waveforms\.endtime"):
-        wf.check_waveforms(waveforms(source="example", starttime="2021-01-02",
-                                     endtime="2021-01-01"))
+        check(source="example", starttime="2021-01-02", endtime="2021-01-01")
     with pytest.raises(InputError, match=r"data\.waveforms\.stationxml"):
-        wf.check_waveforms(waveforms(source="example", stationxml=str(tmp_path / "x.xml")))
+        check(source="example", stationxml=str(tmp_path / "x.xml"))
     with pytest.raises(InputError, match=r"data\.waveforms\.station"):
-        wf.check_waveforms(waveforms(source="example", station="A.B"))
+        check(source="example", station="A.B")
     with pytest.raises(InputError, match=r"data\.waveforms\.example\.days"):
-        wf.check_waveforms(waveforms(source="example", example={"days": 0}))
+        check(source="example", example={"days": 0})
 
 
 def test_expand_files_globs_folders_and_errors(tmp_path):

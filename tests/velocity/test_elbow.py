@@ -151,7 +151,7 @@ def test_parallel_scan_equals_serial_scan():
 @pytest.mark.parametrize(
     ("nrange", "pattern"),
     [
-        ([2, 3], r"velocity\.elbow\.nrange must be at least 3"),
+        ([2, 3], r"velocity\.elbow\.nrange: expected a list of at least 3"),
         ([1, 2, 3], r"velocity\.elbow\.nrange"),
         ([2, 4, 3], r"velocity\.elbow\.nrange"),
         ([2, 2, 3], r"velocity\.elbow\.nrange"),
@@ -166,7 +166,7 @@ def test_bad_nrange_is_named(nrange, pattern):
 
 def test_bad_options_are_named():
     X = four_provinces(n=50)
-    with pytest.raises(InputError, match=r"velocity\.elbow\.fallback must be one of silhouette"):
+    with pytest.raises(InputError, match=r"velocity\.elbow\.fallback: expected one of silhouette"):
         elbow_scan(X, [2, 3, 4], fallback="gap")
     with pytest.raises(InputError, match=r"velocity\.elbow\.silhouette_sample_size"):
         elbow_scan(X, [2, 3, 4], silhouette_sample_size=1)

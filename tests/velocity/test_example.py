@@ -116,5 +116,5 @@ def test_write_and_read_back(tmp_path, model):
      ("noise", -0.1), ("nan_fraction", 1.0), ("nan_fraction", -0.01)],
 )
 def test_bad_arguments(key, value):
-    with pytest.raises(InputError, match=rf"data\.velocity\.example\.{key} must be .*got"):
+    with pytest.raises(InputError, match=rf"data\.velocity\.example\.{key}: expected .*got"):
         make_example_model(**{key: value})

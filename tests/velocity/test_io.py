@@ -247,7 +247,7 @@ def test_missing_file_and_unknown_format(tmp_path):
     odd.write_text("1 2 3 4\n")
     with pytest.raises(InputError, match=r"model\.grd.*data\.velocity\.format"):
         open_model(odd)
-    with pytest.raises(InputError, match=r"data\.velocity\.format must be one of"):
+    with pytest.raises(InputError, match=r"data\.velocity\.format: expected one of auto, netcdf"):
         open_model(odd, fmt="grib")
     assert open_model(odd, fmt="text").v.shape == (1, 1, 1)
 

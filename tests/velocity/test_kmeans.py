@@ -141,8 +141,9 @@ def test_to_tslearn_is_a_working_fitted_model():
         ({"n_clusters": 0}, r"velocity\.kmeans\.n_clusters .*number of profiles \(20\), got 0"),
         ({"n_clusters": 21}, r"velocity\.kmeans\.n_clusters .*\(20\), got 21"),
         ({"n_clusters": 2.5}, r"velocity\.kmeans\.n_clusters"),
-        ({"metric": "cosine"}, r"velocity\.kmeans\.metric must be one of euclidean, dtw, softdtw"),
-        ({"n_init": 0}, r"velocity\.kmeans\.n_init must be an integer >= 1, got 0"),
+        ({"metric": "cosine"},
+         r"velocity\.kmeans\.metric: expected one of euclidean, dtw, softdtw"),
+        ({"n_init": 0}, r"velocity\.kmeans\.n_init: expected an integer >= 1, got 0"),
         ({"max_iter": 0}, r"velocity\.kmeans\.max_iter"),
         ({"tol": -1.0}, r"velocity\.kmeans\.tol"),
     ],
@@ -218,29 +219,31 @@ def test_dtw_subsample_assigns_by_dtw():
     ("params", "message"),
     [
         ({"metric": "dtw", "metric_params": {"global_constraint": "sakoe"}},
-         "velocity.kmeans.metric_params.global_constraint must be sakoe_chiba, itakura or "
-         "null, got 'sakoe'."),
+         "velocity.kmeans.metric_params.global_constraint: expected one of sakoe_chiba, "
+         "itakura or null, got 'sakoe'."),
         ({"metric": "dtw", "metric_params": {"radius": 3}},
-         "velocity.kmeans.metric_params.radius is not a tslearn parameter of the dtw metric; "
-         "expected global_constraint or sakoe_chiba_radius or itakura_max_slope."),
+         "Unknown configuration key 'velocity.kmeans.metric_params.radius': check its "
+         "spelling against conf/ (Key 'radius' not in 'MetricParamsConfig')."),
         ({"metric": "dtw", "metric_params": {"global_constraint": "itakura",
                                              "sakoe_chiba_radius": 3}},
-         "velocity.kmeans.metric_params.sakoe_chiba_radius must be an integer >= 0 used with "
-         "global_constraint sakoe_chiba, got 3 (global_constraint 'itakura')."),
+         "velocity.kmeans.metric_params.sakoe_chiba_radius: expected null with "
+         "global_constraint itakura (it goes with sakoe_chiba), got 3."),
         ({"metric": "dtw", "metric_params": {"itakura_max_slope": 0.5}},
-         "velocity.kmeans.metric_params.itakura_max_slope must be a number >= 1 used with "
-         "global_constraint itakura, got 0.5 (global_constraint None)."),
+         "velocity.kmeans.metric_params.itakura_max_slope: expected a number >= 1 or null, "
+         "got 0.5."),
         ({"metric": "softdtw", "metric_params": {"gamma": 0}},
-         "velocity.kmeans.metric_params.gamma must be a number > 0, got 0."),
+         "velocity.kmeans.metric_params.gamma: expected a number > 0 or null, got 0.0."),
         ({"metric": "softdtw", "metric_params": {"global_constraint": "itakura"}},
-         "velocity.kmeans.metric_params.global_constraint is not a tslearn parameter of the "
-         "softdtw metric; expected gamma."),
+         "velocity.kmeans.metric_params.global_constraint: expected null with the softdtw "
+         "metric (tslearn takes gamma), got 'itakura'."),
         ({"fit_sample_size": 1},
-         "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an integer "
-         ">= n_clusters (2) and >= 2, got 1."),
+         "velocity.kmeans.fit_sample_size: expected an integer >= 2 or null, got 1."),
+        ({"n_clusters": 3, "fit_sample_size": 2},
+         "velocity.kmeans.fit_sample_size: expected null (fit on every profile) or an integer "
+         ">= n_clusters (3), got 2."),
     ],
 )
 def test_bad_dtw_levers_are_named(params, message):
     with pytest.raises(InputError) as err:
-        ProfileKMeans(n_clusters=2, **params).fit(provinces(n=20, n_depth=8))
+        ProfileKMeans(**{"n_clusters": 2, **params}).fit(provinces(n=20, n_depth=8))
     assert str(err.value) == message

@@ -11,10 +11,8 @@ from snakemake.exceptions import WorkflowError
 
 from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
-from seiscluster.report import TREMOR_FIGURES
 from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
-from seiscluster.tremor.deep_stages import check_config as check_deep
 from seiscluster.tremor.stages import check_config as check_tremor
 from seiscluster.tremor.waveforms import expand_files
 
@@ -33,13 +31,12 @@ def section(node):
 
 
 def check_tremor_config(cfg):
-    """The tremor branch's own checks of a run's configuration (files looked up, no data)."""
+    """What compose() cannot check in a run's tremor configuration: the waveform files
+    looked up, and the sampling rate's limits where it is known without reading data."""
     if "tremor" not in [b.value for b in cfg.branches]:
         return
     checked(check_tremor, section(cfg.data.waveforms), section(cfg.tremor.preprocess),
             section(cfg.tremor.spectrogram))
-    checked(check_deep, *(section(cfg.tremor[key]) for key in
-                          ("model", "pretrain", "kscan", "dec")), section(cfg.trainer))
 
 
 PLAN = checked(plan, checked(as_list, config.get("overrides"), "overrides"),
@@ -114,15 +111,53 @@ def upstream(stage, output):
     return path
 
 
-def optional_upstream(stage, **outputs):
-    """Named outputs of an upstream stage when the job's stage has it upstream, else none."""
+def stage_inputs(stage):
+    """The products of upstream stages a stage reads (STAGES[stage].inputs, and its
+    optional_inputs when that upstream stage runs) and the user's files it reads
+    (STAGES[stage].sources), by the keyword its function takes them as."""
+    spec = STAGES[stage]
+    sources = {None: None, "model": model_source, "waveforms": waveform_inputs}[spec.sources]
 
     def files(wildcards):
-        if stage not in KEYS.upstream_keys(wildcards.key):
-            return {}
-        return {name: upstream(stage, output)(wildcards) for name, output in outputs.items()}
+        out = sources(wildcards) if sources else {}
+        present = KEYS.upstream_keys(wildcards.key)
+        for arg, product in spec.optional_inputs.items():
+            if product.split(".")[0] in present:
+                out[arg] = upstream(*product.split("."))(wildcards)
+        for arg, product in spec.inputs.items():
+            out[arg] = upstream(*product.split("."))(wildcards)
+        return out
 
     return files
+
+
+def stage_outputs(stage):
+    """A stage's products (STAGES[stage].outputs) under its key: folders as directory(),
+    figures in Snakemake's report with their caption; and its provenance record."""
+    spec = STAGES[stage]
+    out = {}
+    for name, product in spec.outputs.items():
+        path = f"{keyed(stage)}/{product.path.rstrip('/')}"
+        if product.is_folder:
+            path = directory(path)
+        elif product.caption:
+            path = report(path, caption=f"../report/{product.caption}.rst",
+                          category=spec.branch.capitalize(), subcategory=product.subcategory)
+        out[name] = path
+    return {**out, "record": stage_record(stage)}
+
+
+def stage_folders(stage):
+    """The `params:` naming a stage's extra folders (STAGES[stage].folders), kept across
+    attempts (a rerun resumes the pretraining), so not outputs."""
+    return {arg: _folder(stage, folder) for arg, folder in STAGES[stage].folders.items()}
+
+
+def _folder(stage, folder):
+    def path(wildcards):
+        return f"{keyed(stage)}/{folder}".format(key=wildcards.key)
+
+    return path
 
 
 def model_source(wildcards):
@@ -144,12 +179,6 @@ def waveform_inputs(wildcards):
 
 def gpus(wildcards):
     return 1 if key_config(wildcards).trainer.accelerator.value == "gpu" else 0
-
-
-def checkpoint_dir(wildcards):
-    """Pretraining checkpoints: kept across attempts (a rerun resumes), so not an output."""
-    folder, = STAGES["tremor_pretrain"].links
-    return f"{keyed('tremor_pretrain')}/{folder}".format(key=wildcards.key)
 
 
 # ----------------------------------------------------------------------- run folders
@@ -255,37 +284,15 @@ def record_inputs(wildcards):
 
 
 def report_inputs(wildcards):
-    """Every product the report shows, named `<method>_<key>` per clustering method."""
+    """Every product the report shows: the run's config and provenance record, and the
+    products its stages declare for the report (Product.report), as linked in the run."""
     run = wildcards.run
-    vel, tre = f"results/{run}/velocity", f"results/{run}/tremor"
     files = {"config": f"results/{run}/config.yaml",
              "provenance": f"results/{run}/provenance.json"}
-    if "tremor" in run_branches(run):
-        files |= {
-            "spectrograms": f"{tre}/spectrograms.zarr",
-            "skipped": f"{tre}/skipped_windows.csv",
-            "kscan_choice": f"{tre}/kscan/choice.json",
-            "dec_metrics": f"{tre}/dec/metrics.json",
-            "dec_history": f"{tre}/dec/history.csv",
-            "features_choice": f"{tre}/features/choice.json",
-            "features_metrics": f"{tre}/features/metrics.json",
-            "features_kscan": f"{tre}/features/kscan.png",
-            "labels": f"{tre}/labels.csv",
-        } | {f"figure_{name}": f"{tre}/figures/{name}.png" for name in TREMOR_FIGURES}
-    if "velocity" not in run_branches(run):
-        return files
-    methods = run_methods(wildcards)
-    files["profiles"] = f"{vel}/profiles.nc"
-    if "velocity_elbow" in run_stages(run):
-        files |= {"elbow_choice": f"{vel}/elbow/choice.json",
-                  "elbow_table": f"{vel}/elbow/elbow.csv",
-                  "elbow_figure": f"{vel}/elbow/elbow.png"}
-    for method in methods:
-        files |= {f"{method}_metrics": f"{vel}/{method}/metrics.json",
-                  f"{method}_cluster_figure": f"{vel}/{method}/clusters.png",
-                  f"{method}_map_figure": f"{vel}/{method}/cluster_map.png"}
-    if "som" in methods:
-        files["som_som_figure"] = f"{vel}/som/som_maps.png"
+    for stage in run_stages(run):
+        spec = STAGES[stage]
+        files |= {product.report: f"results/{run}/{spec.folder}/{product.path.rstrip('/')}"
+                  for product in spec.outputs.values() if product.report}
     return files
 
 

@@ -17,7 +17,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -404,3 +404,11 @@ def _embed_part(model: ConvAutoencoder, x: Tensor, batch_size: int,
         if reconstruct:
             rs.append(model.decode(z).float().cpu())
     return torch.cat(zs), (torch.cat(rs) if reconstruct else None)
+
+
+def accelerator(trainer: Mapping[str, Any]) -> str:
+    """``trainer.accelerator``, refused when it is gpu and torch sees none."""
+    if trainer["accelerator"] == "gpu" and not torch.cuda.is_available():
+        raise InputError("trainer.accelerator is gpu but torch sees no GPU (a CPU build of "
+                         "torch, or no device): use trainer.accelerator=cpu.")
+    return trainer["accelerator"]

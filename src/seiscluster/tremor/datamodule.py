@@ -24,10 +24,9 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.tremor.autoencoder import EVAL_BATCH
-
-CHANNEL_MODES = ("stack", "separate")
 
 
 @dataclass
@@ -94,9 +93,7 @@ def load_samples(path: str | Path, mode: str = "stack") -> SpectrogramSamples:
     Raises :class:`InputError` when the store lacks the contract's variables, holds no
     valid sample, or a valid sample has NaN or infinite values.
     """
-    if mode not in CHANNEL_MODES:
-        raise InputError(f"tremor.preprocess.channels must be one of {CHANNEL_MODES}, "
-                         f"got {mode!r}.")
+    mode = section("tremor.preprocess", {"channels": mode})["channels"]
     try:
         ds = xr.open_zarr(path)
     except Exception as err:  # any failure to open: a bad input file

@@ -33,25 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
-from seiscluster.tremor.autoencoder import EVAL_BATCH, ConvAutoencoder, HalfBatchThreads
+from seiscluster.tremor.autoencoder import (
+    EVAL_BATCH,
+    ConvAutoencoder,
+    HalfBatchThreads,
+    accelerator,
+)
 
 log = logging.getLogger(__name__)
-
-#: ``tremor.dec`` keys and the reference values.
-DEC_DEFAULTS: dict[str, Any] = {
-    "alpha": 1.0,
-    "update_interval": 200,
-    "kl_weight": 0.1,
-    "reconstruction_weight": 0.0,
-    "lr": 0.01,
-    "momentum": 0.9,
-    "batch_size": 32,
-    "maxiter": 50000,
-    "tol": 1.0e-4,
-}
-
 
 class ClusterAssignment(nn.Module):
     """Student's t soft assignment ``q_ij`` of embeddings ``z_i`` to centres ``mu_j``.
@@ -130,18 +122,13 @@ class DECResult:
 
 
 def fabric_for(trainer: Mapping[str, Any]) -> L.Fabric:
-    """A one-device Fabric from the ``trainer`` settings (accelerator, precision)."""
-    accelerator = str(trainer.get("accelerator", "cpu"))
-    accelerator = {"gpu": "cuda"}.get(accelerator, accelerator)
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        raise InputError("trainer.accelerator is gpu but torch sees no GPU (a CPU build of "
-                         "torch, or no device): use trainer.accelerator=cpu.")
+    """A one-device Fabric from the checked ``trainer`` settings (accelerator, precision)."""
+    name = {"gpu": "cuda"}.get(accelerator(trainer), trainer["accelerator"])
     try:
-        return L.Fabric(accelerator=accelerator, devices=1,
-                        precision=str(trainer.get("precision", "32-true")))
+        return L.Fabric(accelerator=name, devices=1, precision=trainer["precision"])
     except Exception as err:  # Lightning rejects bad combinations
-        raise InputError(f"trainer.accelerator={accelerator} with trainer.precision="
-                         f"{trainer.get('precision')} is not usable here: {err}") from err
+        raise InputError(f"trainer.accelerator={trainer['accelerator']} with trainer.precision="
+                         f"{trainer['precision']} is not usable here: {err}") from err
 
 
 @torch.inference_mode()
@@ -279,27 +266,27 @@ def fit_dec(
         k-means centres on the pretrained embeddings and its labels (the reference of the
         first label change).
     dec:
-        ``tremor.dec`` settings (missing keys take :data:`DEC_DEFAULTS`).
+        ``tremor.dec`` settings (checked; missing keys take the defaults of
+        :class:`seiscluster.config.DecConfig`).
     trainer:
         ``trainer`` settings: accelerator, precision, compile, channels_last.
     checkpoint:
         Where to keep the last good state (written at every target update).
     """
-    cfg = {**DEC_DEFAULTS, **dict(dec or {})}
-    trainer = dict(trainer or {})
+    cfg, trainer = section("tremor.dec", dec), section("trainer", trainer)
     start = time.perf_counter()
     fabric = fabric_for(trainer)
     model = DECModel(autoencoder, centres, float(cfg["alpha"]))
-    if trainer.get("channels_last", True):
+    if trainer["channels_last"]:
         model.to(memory_format=torch.channels_last)
     rec_weight = float(cfg["reconstruction_weight"])
     params = trained_parameters(model, rec_weight > 0)
     optimizer = torch.optim.SGD(params, lr=float(cfg["lr"]), momentum=float(cfg["momentum"]),
                                 foreach=True)
-    if trainer.get("compile", False):
+    if trainer["compile"]:
         model.compile()
     model, optimizer = fabric.setup(model, optimizer)
-    memory = torch.channels_last if trainer.get("channels_last", True) else torch.contiguous_format
+    memory = torch.channels_last if trainer["channels_last"] else torch.contiguous_format
     x = x.to(fabric.device).contiguous(memory_format=memory)
     interval, maxiter, tol = int(cfg["update_interval"]), int(cfg["maxiter"]), float(cfg["tol"])
     batches = _batches(int(x.shape[0]), int(cfg["batch_size"]), seed)

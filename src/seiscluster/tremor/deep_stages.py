@@ -3,8 +3,8 @@
 ``pretrain`` (convolutional autoencoder) -> ``embed_kscan`` (embeddings, k-means scan,
 choice of k) -> ``finetune`` (DEC / IDEC) -> ``deep_figures``. Each is what one Snakemake
 rule runs; config sections arrive as plain dicts. torch and Lightning are imported inside
-the stage functions (they cost seconds), so importing this module and ``check_config``
-stays cheap.
+the stage functions (they cost seconds), so importing this module stays cheap. Every
+section is checked and completed by :func:`seiscluster.config.section`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import shutil
 import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,156 +27,14 @@ import xarray as xr
 
 from seiscluster import diagnostics as diag
 from seiscluster import kselect
+from seiscluster.config import event_time, section
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_json, write_netcdf
-from seiscluster.tremor.kscan import CRITERIA
 from seiscluster.tremor.kscan import kscan as scan_embeddings
 
 log = logging.getLogger(__name__)
 
-#: Names of ``tremor.model.activation`` (seiscluster.tremor.autoencoder.ACTIVATIONS).
-ACTIVATION_NAMES = ("elu", "relu", "leaky_relu", "selu", "gelu", "silu", "tanh")
-#: Lightning precision names accepted in ``trainer.precision``.
-PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16",
-              "16-true", "bf16-true")
-ACCELERATORS = ("auto", "cpu", "gpu")
-CHANNEL_MODES = ("stack", "separate")
-
 # --------------------------------------------------------------------------- config checks
-
-def _plain(value: Any) -> Any:
-    """Config values as plain Python: enum members by value, mappings and lists copied."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _fail(key: str, expected: str, value: Any) -> None:
-    raise InputError(f"{key} must be {expected}, got {value!r}.")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) \
-        and math.isfinite(float(v))
-
-
-def _int(sec: Mapping, prefix: str, key: str, lo: int, hi: float = math.inf) -> None:
-    if key in sec and not (_is_int(sec[key]) and lo <= sec[key] <= hi):
-        bound = f"an integer >= {lo}" if hi == math.inf else f"an integer in [{lo}, {hi}]"
-        _fail(f"{prefix}.{key}", bound, sec[key])
-
-
-def _num(sec: Mapping, prefix: str, key: str, lo: float, hi: float = math.inf, *,
-         lo_open: bool = False, hi_open: bool = False) -> None:
-    if key not in sec:
-        return
-    v = sec[key]
-    ok = _is_num(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
-        _fail(f"{prefix}.{key}", f"a number in {left}{lo:g}, {hi:g}{right}", v)
-
-
-def _bool(sec: Mapping, prefix: str, key: str) -> None:
-    if key in sec and not isinstance(sec[key], bool | np.bool_):
-        _fail(f"{prefix}.{key}", "true or false", sec[key])
-
-
-def _check_model(model: Mapping) -> None:
-    p = "tremor.model"
-    channels, kernels, strides = (model.get(k) for k in ("channels", "kernels", "strides"))
-    if not isinstance(channels, Sequence) or not channels or \
-            not all(_is_int(c) and c >= 1 for c in channels):
-        _fail(f"{p}.channels", "a non-empty list of positive integers", channels)
-    n = len(channels)
-    if not isinstance(kernels, Sequence) or len(kernels) != n or not all(
-            isinstance(k, Sequence) and len(k) == 2 and all(_is_int(v) and v >= 1 for v in k)
-            for k in kernels):
-        _fail(f"{p}.kernels", f"a list of {n} [height, width] pairs of positive integers "
-              "(one per entry of tremor.model.channels)", kernels)
-    if not isinstance(strides, Sequence) or len(strides) != n or \
-            not all(_is_int(s) and s >= 1 for s in strides):
-        _fail(f"{p}.strides", f"a list of {n} positive integers (one per entry of "
-              "tremor.model.channels)", strides)
-    _int(model, p, "latent_dim", 1)
-    if model.get("activation", "elu") not in ACTIVATION_NAMES:
-        _fail(f"{p}.activation", f"one of {ACTIVATION_NAMES}", model.get("activation"))
-
-
-def _check_pretrain(pre: Mapping) -> None:
-    p = "tremor.pretrain"
-    _num(pre, p, "val_fraction", 0, 1, lo_open=True, hi_open=True)
-    _int(pre, p, "split_seed", 0)
-    _int(pre, p, "batch_size", 1)
-    _num(pre, p, "lr", 0, lo_open=True)
-    _num(pre, p, "lr_decay_rate", 0, 1, lo_open=True)
-    _int(pre, p, "lr_decay_steps", 1)
-    _int(pre, p, "max_epochs", 1)
-    _int(pre, p, "patience", 0)
-
-
-def _check_kscan(ks: Mapping) -> None:
-    p = "tremor.kscan"
-    _int(ks, p, "k_min", 2)
-    _int(ks, p, "k_max", 2)
-    if "k_min" in ks and "k_max" in ks and ks["k_max"] < ks["k_min"]:
-        _fail(f"{p}.k_max", f"at least tremor.kscan.k_min ({ks['k_min']})", ks["k_max"])
-    _int(ks, p, "n_init", 1)
-    if ks.get("criterion", CRITERIA[0]) not in CRITERIA:
-        _fail(f"{p}.criterion", f"one of {CRITERIA}", ks.get("criterion"))
-    if ks.get("n_clusters") is not None:
-        _int(ks, p, "n_clusters", 2)
-
-
-def _check_dec(dec: Mapping) -> None:
-    p = "tremor.dec"
-    _num(dec, p, "alpha", 0, lo_open=True)
-    _int(dec, p, "update_interval", 1)
-    _num(dec, p, "kl_weight", 0, lo_open=True)
-    _num(dec, p, "reconstruction_weight", 0)
-    _num(dec, p, "lr", 0, lo_open=True)
-    _num(dec, p, "momentum", 0, 1, hi_open=True)
-    _int(dec, p, "batch_size", 1)
-    _int(dec, p, "maxiter", 0)
-    _num(dec, p, "tol", 0, 1)
-
-
-def _check_trainer(tr: Mapping) -> None:
-    p = "trainer"
-    if str(tr.get("accelerator", "cpu")) not in ACCELERATORS:
-        _fail(f"{p}.accelerator", f"one of {ACCELERATORS}", tr.get("accelerator"))
-    if "devices" in tr and not (tr["devices"] == 1 and not isinstance(tr["devices"], bool)):
-        _fail(f"{p}.devices", "1 (the fine-tuning's whole-data target updates run on one "
-              "device)", tr["devices"])
-    if str(tr.get("precision", "32-true")) not in PRECISIONS:
-        _fail(f"{p}.precision", f"one of {PRECISIONS}", tr.get("precision"))
-    for key in ("deterministic", "compile", "channels_last"):
-        _bool(tr, p, key)
-    if tr.get("num_threads") is not None:
-        _int(tr, p, "num_threads", 1)
-
-
-def check_config(
-    model: Mapping | None = None,
-    pretrain: Mapping | None = None,
-    kscan: Mapping | None = None,
-    dec: Mapping | None = None,
-    trainer: Mapping | None = None,
-) -> None:
-    """Raise :class:`InputError` for the first bad value of the given config sections."""
-    for section, check in ((model, _check_model), (pretrain, _check_pretrain),
-                           (kscan, _check_kscan), (dec, _check_dec), (trainer, _check_trainer)):
-        if section is not None:
-            check(_plain(section))
-
 
 def check_input_size(shape: Sequence[int], strides: Sequence[int], source: str) -> None:
     """Each spatial dimension must be at least the product of the encoder's strides."""
@@ -197,9 +53,9 @@ def _configure_torch(trainer: Mapping, threads: int, seed: int) -> None:
     import torch
 
     _tidy_lightning_logging()
-    torch.set_num_threads(int(trainer.get("num_threads") or threads or 1))
+    torch.set_num_threads(int(trainer["num_threads"] or threads or 1))
     L.seed_everything(int(seed), verbose=False)
-    torch.use_deterministic_algorithms(bool(trainer.get("deterministic", True)), warn_only=True)
+    torch.use_deterministic_algorithms(trainer["deterministic"], warn_only=True)
 
 
 class _DropTips(logging.Filter):
@@ -233,16 +89,6 @@ def _quiet_lightning() -> Iterator[None]:
         yield
 
 
-def _accelerator(trainer: Mapping) -> str:
-    import torch
-
-    acc = str(trainer.get("accelerator", "cpu"))
-    if acc == "gpu" and not torch.cuda.is_available():
-        raise InputError("trainer.accelerator is gpu but torch sees no GPU (a CPU build of "
-                         "torch, or no device): use trainer.accelerator=cpu.")
-    return acc
-
-
 def _fingerprint(x: np.ndarray, **config: Any) -> str:
     """Hash of the training data and the settings that change the training's result."""
     h = hashlib.blake2b(digest_size=16)
@@ -255,8 +101,6 @@ def _fingerprint(x: np.ndarray, **config: Any) -> str:
 def _load(spectrograms: str, channels: str):
     from seiscluster.tremor.datamodule import load_samples
 
-    if channels not in CHANNEL_MODES:
-        _fail("tremor.preprocess.channels", f"one of {CHANNEL_MODES}", channels)
     return load_samples(spectrograms, channels)
 
 
@@ -281,25 +125,25 @@ def pretrain(
     the per-epoch training and validation losses (from Lightning's CSV logs of every
     attempt, a resumed epoch replacing the interrupted one).
     """
-    model, pretrain, trainer, channels = _plain((model, pretrain, trainer, channels))
-    check_config(model=model, pretrain=pretrain, trainer=trainer)
+    model, pre, trainer = (section("tremor.model", model), section("tremor.pretrain", pretrain),
+                           section("trainer", trainer))
+    channels = section("tremor.preprocess", {"channels": channels})["channels"]
     samples = _load(spectrograms, channels)
     check_input_size(samples.x.shape[2:], model["strides"], spectrograms)
     import lightning as L
     import torch  # noqa: F401 - torch is configured through _configure_torch
 
-    from seiscluster.tremor.autoencoder import AutoencoderModule, EpochLog
+    from seiscluster.tremor.autoencoder import AutoencoderModule, EpochLog, accelerator
     from seiscluster.tremor.datamodule import SpectrogramDataModule
 
     _configure_torch(trainer, threads, seed)
     ckpt_dir = Path(checkpoint_dir)
     last = ckpt_dir / "last.ckpt"
     state_file = ckpt_dir / "run.json"
-    pre = dict(pretrain)
     model_cfg = {"input_shape": list(samples.x.shape[1:]), **{k: model[k] for k in (
         "channels", "kernels", "strides", "latent_dim", "activation")}}
     fp = _fingerprint(samples.x, model=model_cfg, seed=int(seed), channels=channels,
-                      precision=str(trainer.get("precision", "32-true")),
+                      precision=trainer["precision"],
                       **{k: v for k, v in pre.items() if k != "max_epochs"})
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     resume = last.exists() and state.get("fingerprint") == fp
@@ -316,14 +160,14 @@ def pretrain(
         log.info("resuming the pretraining from %s", last)
     write_json(state_file, {"fingerprint": fp, "max_epochs": pre["max_epochs"],
                             "completed": False})
-    cl = bool(trainer.get("channels_last", True))
+    cl = trainer["channels_last"]
     dm = SpectrogramDataModule(samples.x, batch_size=pre["batch_size"],
                                val_fraction=pre["val_fraction"], split_seed=pre["split_seed"],
                                seed=int(seed), channels_last=cl)
     module = AutoencoderModule(
         model=model_cfg, lr=pre["lr"], lr_decay_rate=pre["lr_decay_rate"],
         lr_decay_steps=pre["lr_decay_steps"], channels_last=cl,
-        compile=bool(trainer.get("compile", False)),
+        compile=trainer["compile"],
     )
     log.info("autoencoder %s: %d parameters; %d training and %d validation samples",
              model_cfg, sum(p.numel() for p in module.parameters()), len(dm.train_ids),
@@ -341,9 +185,8 @@ def pretrain(
     with _quiet_lightning():
         try:
             fit = L.Trainer(
-                accelerator=_accelerator(trainer), devices=1,
-                precision=str(trainer.get("precision", "32-true")),
-                deterministic=bool(trainer.get("deterministic", True)),
+                accelerator=accelerator(trainer), devices=1,
+                precision=trainer["precision"], deterministic=trainer["deterministic"],
                 max_epochs=pre["max_epochs"], callbacks=callbacks,
                 logger=L.pytorch.loggers.CSVLogger(ckpt_dir, name="logs"),
                 enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
@@ -473,9 +316,8 @@ def embed_kscan(
 ) -> None:
     """Embeddings of every sample, the k-means scan over k (with stability and gap
     scores), and the chosen k with its ``warnings`` (:mod:`seiscluster.diagnostics`)."""
-    kscan, channels, diagnostics = _plain((kscan, channels, diagnostics))
-    thresholds = diag.settings(diagnostics)
-    check_config(kscan=kscan)
+    ks, thresholds = section("tremor.kscan", kscan), diag.settings(diagnostics)
+    channels = section("tremor.preprocess", {"channels": channels})["channels"]
     samples = _load(spectrograms, channels)
     import torch
 
@@ -493,11 +335,10 @@ def embed_kscan(
         raise InputError(f"the autoencoder {best} gives non-finite embeddings for "
                          f"{spectrograms}: retrain it (tremor.pretrain).")
     start = time.perf_counter()
-    ks = dict(kscan)
     result = run_scan(z, ks, seed, threads, thresholds, spectrograms)
     t_scan = time.perf_counter() - start
-    log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks.get("k_min", 2), ks.get("k_max", 15),
-             ks.get("n_init", 20), t_scan, result.message)
+    log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks["k_min"], ks["k_max"], ks["n_init"],
+             t_scan, result.message)
     fit = result.fits[result.n_clusters]
     order = order_by_power(samples.x, fit.labels, result.n_clusters)
     new = np.empty_like(order)
@@ -509,7 +350,7 @@ def embed_kscan(
         attrs={"title": "autoencoder embeddings and k-means of the chosen k",
                "n_clusters": int(result.n_clusters), "criterion": result.criterion,
                "message": result.message, "channel_mode": samples.mode, "checkpoint": str(best),
-               "kmeans_n_init": int(ks.get("n_init", 20)), "seed": int(seed)},
+               "kmeans_n_init": ks["n_init"], "seed": int(seed)},
     )
     ds["kmeans_centroid"] = (("cluster", "latent"), fit.centres[order])
     ds["kmeans_label"].attrs = {"long_name": "k-means cluster (1-based, by mean power "
@@ -522,15 +363,14 @@ def embed_kscan(
 
 def run_scan(z: np.ndarray, ks: Mapping[str, Any], seed: int, threads: int,
              thresholds: Mapping[str, Any], source: str) -> Any:
-    """The k scan of ``z`` with the ``tremor.kscan`` settings ``ks`` (rule, stability and
-    gap settings included) and the ``diagnostics`` thresholds."""
+    """The k scan of ``z`` with the checked ``tremor.kscan`` settings ``ks`` (rule,
+    stability and gap settings included) and the ``diagnostics`` thresholds."""
     return scan_embeddings(
-        z, k_min=ks.get("k_min", 2), k_max=ks.get("k_max", 15), n_init=ks.get("n_init", 20),
-        criterion=ks.get("criterion", "calinski_harabasz"), n_clusters=ks.get("n_clusters"),
+        z, **{key: ks[key] for key in ("k_min", "k_max", "n_init", "criterion", "n_clusters",
+                                       "rule", "stability_seeds", "stability_fraction",
+                                       "sample_size", "gap_references")},
         seed=int(seed), n_jobs=max(int(threads), 1), source=source,
         min_stability=thresholds["min_stability"],
-        **{key: ks[key] for key in ("rule", "stability_seeds", "stability_fraction",
-                                     "sample_size", "gap_references") if key in ks},
     )
 
 
@@ -541,8 +381,8 @@ def write_scan(result: Any, ks: Mapping[str, Any], labels: np.ndarray,
     ``warnings`` of :mod:`seiscluster.diagnostics` on the chosen clusters ``labels``)."""
     k = int(result.n_clusters)
     warnings = diag.scan_warnings(
-        result.table, k, labels, chosen=ks.get("n_clusters") is None,
-        thresholds=thresholds, n_seeds=int(ks.get("stability_seeds", 5)), what=what)
+        result.table, k, labels, chosen=ks["n_clusters"] is None,
+        thresholds=thresholds, n_seeds=ks["stability_seeds"], what=what)
     diag.log_warnings(log, warnings)
     columns = ["k", "calinski_harabasz", "silhouette", "davies_bouldin", "inertia",
                *kselect.COLUMNS]
@@ -580,11 +420,11 @@ def finetune(
     (ascending); the saved model's centres follow that numbering. While it runs, the last
     good state is kept in ``dec_last_good.pt`` beside ``final_model`` (removed on success).
     """
-    dec, trainer, channels = _plain((dec, trainer, channels))
-    check_config(dec=dec, trainer=trainer)
+    cfg, trainer = section("tremor.dec", dec), section("trainer", trainer)
+    channels = section("tremor.preprocess", {"channels": channels})["channels"]
     samples = _load(spectrograms, channels)
     from seiscluster.tremor.datamodule import as_tensor
-    from seiscluster.tremor.dec import DEC_DEFAULTS, fit_dec, save_checkpoint
+    from seiscluster.tremor.dec import fit_dec, save_checkpoint
 
     _configure_torch(trainer, threads, seed)
     ae = _load_autoencoder(best, samples, spectrograms)
@@ -599,11 +439,10 @@ def finetune(
     if k > samples.n:
         raise InputError(f"the number of clusters ({k}) is larger than the number of samples "
                          f"({samples.n}) of {spectrograms}.")
-    cfg = {**DEC_DEFAULTS, **dict(dec)}
     last_good = Path(final_model).with_name("dec_last_good.pt")
     log.info("DEC fine-tuning of %d samples into %d clusters (%s)", samples.n, k,
              "IDEC" if cfg["reconstruction_weight"] > 0 else "DEC")
-    res = fit_dec(ae, as_tensor(samples.x, bool(trainer.get("channels_last", True))), centres,
+    res = fit_dec(ae, as_tensor(samples.x, trainer["channels_last"]), centres,
                   init, dec=cfg, trainer=trainer, seed=int(seed), checkpoint=last_good)
     log.info("DEC stopped after %d iterations (%s) in %.1f s", res.n_iter, res.stop_reason,
              res.seconds)
@@ -693,10 +532,11 @@ def deep_figures(
     from seiscluster.plots import deep as plots
     from seiscluster.plots.tremor import amplitude_label, amplitude_trace
 
-    plot, tsne, channels, diagnostics = _plain((plot or {}, tsne or {}, channels,
-                                                diagnostics))
-    dpi = int(plot.get("dpi", 120))
-    events = _events(plot.get("events") or [])
+    plot, tsne = section("tremor.plot", plot), section("tremor.tsne", tsne)
+    thresholds = diag.settings(diagnostics)
+    channels = section("tremor.preprocess", {"channels": channels})["channels"]
+    dpi = plot["dpi"]
+    events = _events(plot["events"])
     samples = _load(spectrograms, channels)
     with xr.open_dataset(embeddings) as emb, xr.open_dataset(assignments) as asg:
         emb.load()
@@ -712,8 +552,8 @@ def deep_figures(
                                  str(asg.attrs.get("stop_reason", ""))), loss_figure, dpi)
     plots.save(plots.plot_kscan(table, int(emb.attrs.get("n_clusters", k)),
                                 str(emb.attrs.get("message", "")),
-                                diag.settings(diagnostics)["min_stability"]), kscan_figure, dpi)
-    perplexity = float(tsne.get("perplexity", 30.0))
+                                thresholds["min_stability"]), kscan_figure, dpi)
+    perplexity = tsne["perplexity"]
     start = time.perf_counter()
     t0 = plots.tsne_2d(z0, perplexity, seed, threads)
     t1 = plots.tsne_2d(z1, perplexity, seed, threads)
@@ -742,7 +582,7 @@ def deep_figures(
                                           else None), spectra_figure, dpi)
     if metrics is not None:
         record = _metrics(samples, y0, y1, z1, asg, truth)
-        record["warnings"] = _dec_warnings(record, y1, asg, diag.settings(diagnostics))
+        record["warnings"] = _dec_warnings(record, y1, asg, thresholds)
         diag.log_warnings(log, record["warnings"])
         write_json(metrics, record)
 
@@ -760,27 +600,11 @@ def _dec_warnings(record: dict[str, Any], labels: np.ndarray, asg: xr.Dataset,
 
 def _events(events: Sequence[Mapping[str, Any]]
             ) -> list[tuple[np.datetime64, str, np.datetime64 | None]]:
-    """``tremor.plot.events`` as (time, label, end or None), times in UTC."""
-    out = []
-    for i, ev in enumerate(events):
-        times = []
-        for key in ("time", "end"):
-            value = ev.get(key) if hasattr(ev, "get") else None
-            if value is None and key == "end":
-                times.append(None)
-                continue
-            try:
-                t = pd.Timestamp(str(value)) if value is not None else None
-            except (ValueError, TypeError):
-                t = None
-            if t is None:
-                raise InputError(f"tremor.plot.events[{i}].{key} must be an ISO 8601 time, "
-                                 f"got {value!r}.")
-            if t.tzinfo is not None:
-                t = t.tz_convert("UTC").tz_localize(None)
-            times.append(np.datetime64(t.to_datetime64(), "ns"))
-        out.append((times[0], str(ev.get("label", "")), times[1]))
-    return out
+    """The checked ``tremor.plot.events`` as (time, label, end or None), times in UTC."""
+    def utc(value: Any) -> np.datetime64 | None:
+        return None if value is None else np.datetime64(event_time(value), "ns")
+
+    return [(utc(ev["time"]), str(ev["label"]), utc(ev["end"])) for ev in events]
 
 
 def _reconstructions(samples, q: np.ndarray, labels: np.ndarray, k: int, final_model: str,

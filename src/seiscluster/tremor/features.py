@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from seiscluster.config import FeaturesConfig, check_features
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.tremor import spectrogram as spec
-from seiscluster.tremor.waveforms import section_values
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,7 @@ class FeatureSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> FeatureSettings:
-        values = section_values(cfg, FeaturesConfig, FKEY)
-        check_features(values)
+        values = section(FKEY, cfg)
         return cls(float(values["frame_seconds"]),
                    tuple((float(a), float(b)) for a, b in values["bands"]),
                    tuple(float(q) for q in values["percentiles"]),

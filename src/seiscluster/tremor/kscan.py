@@ -24,9 +24,9 @@ from sklearn.metrics.pairwise import euclidean_distances
 from threadpoolctl import threadpool_limits
 
 from seiscluster import kselect
+from seiscluster.config import section
 from seiscluster.errors import InputError
 
-CRITERIA = ("calinski_harabasz", "silhouette", "davies_bouldin")
 #: Above this many samples the silhouette is estimated on a seeded subsample of this size.
 SILHOUETTE_EXACT_MAX = 5000
 
@@ -131,8 +131,6 @@ def scan_k(
 
 def choose_k(table: pd.DataFrame, criterion: str) -> tuple[int, str]:
     """k with the best ``criterion`` score (max CH / silhouette, min Davies-Bouldin)."""
-    if criterion not in CRITERIA:
-        raise InputError(f"tremor.kscan.criterion must be one of {CRITERIA}, got {criterion!r}.")
     scores = table[criterion].to_numpy(dtype=float)
     if np.isnan(scores).all():
         k = int(table["k"].iloc[0])
@@ -163,7 +161,7 @@ def kscan(
 ) -> KScanResult:
     """Scan k = k_min..k_max on embeddings ``z`` and choose k (or take ``n_clusters``).
 
-    ``rule`` (:data:`seiscluster.kselect.RULES`): ``criterion`` takes the best
+    ``rule`` (:class:`seiscluster.config.KRule`): ``criterion`` takes the best
     ``criterion`` score; ``gap`` Tibshirani's rule; ``stable_*`` that choice moved to a
     stable k (stability >= ``min_stability``) as :func:`seiscluster.kselect.choose` says.
     """
@@ -174,16 +172,18 @@ def kscan(
     if n_clusters is not None and n_clusters > n:
         raise InputError(f"tremor.kscan.n_clusters ({n_clusters}) is larger than the number "
                          f"of samples ({n}) of {source}.")
-    kselect.check_settings("tremor.kscan", rule, stability_seeds, stability_fraction,
-                           sample_size, gap_references)
+    section("tremor.kscan", {
+        "k_min": k_min, "k_max": k_max, "n_init": n_init, "criterion": criterion,
+        "n_clusters": n_clusters, "rule": rule, "stability_seeds": stability_seeds,
+        "stability_fraction": stability_fraction, "sample_size": sample_size,
+        "gap_references": gap_references})
     ks = list(range(int(k_min), int(k_max) + 1))
     table, fits = scan_k(z, ks, n_init=n_init, seed=seed, n_jobs=n_jobs,
                          stability_seeds=stability_seeds, stability_fraction=stability_fraction,
                          sample_size=sample_size, gap_references=gap_references)
     criterion_k, criterion_message = choose_k(table, criterion)
     if n_clusters is None:
-        k, message = kselect.choose(table, rule, criterion_k, criterion_message, min_stability,
-                                    "tremor.kscan.rule")
+        k, message = kselect.choose(table, rule, criterion_k, criterion_message, min_stability)
     else:
         k = int(n_clusters)
         message = f"k={k}: fixed by tremor.kscan.n_clusters"

@@ -60,7 +60,7 @@ from scipy import fft as sfft
 from scipy import signal
 
 from seiscluster.compute import compute_settings, dask_scheduler, return_freed_memory
-from seiscluster.config import SpectrogramConfig
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.tremor.waveforms import (
     NS,
@@ -70,7 +70,6 @@ from seiscluster.tremor.waveforms import (
     pad_seconds,
     plain,
     preprocess_stream,
-    section_values,
     to_ns,
     utc,
 )
@@ -78,9 +77,6 @@ from seiscluster.tremor.waveforms import (
 log = logging.getLogger(__name__)
 
 SKEY = "tremor.spectrogram"
-SCALES = ("linear", "log")
-POWERS = ("log10", "db")
-NORMALISATIONS = ("global", "per_window", "none")
 #: Reasons a window is skipped (the code stored per window and channel; 0 = used).
 REASONS = ("", "missing_data", "no_complete_frame", "flat_data", "skipped_on_another_channel")
 #: Block length: one day of window starts per task and per Zarr chunk.
@@ -95,7 +91,7 @@ SKIPPED_COLUMNS = ["window_start", "channel", "missing_fraction", "reason"]
 
 @dataclass(frozen=True)
 class SpectrogramSettings:
-    """The ``tremor.spectrogram`` settings, checked."""
+    """The checked ``tremor.spectrogram`` settings."""
 
     window_length: float
     window_step: float
@@ -110,50 +106,14 @@ class SpectrogramSettings:
     frequency_scale: str
     power: str
     normalise: str
-    pooling: str = "mean"
-    pooling_percentile: float = 90.0
+    pooling: str
+    pooling_percentile: float
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> SpectrogramSettings:
-        """Check every key (unknown keys are an error; missing ones take the defaults of
-        ``seiscluster.config.SpectrogramConfig``) and build the settings."""
-        settings = cls(**section_values(cfg, SpectrogramConfig, SKEY))
-        settings._check()
-        return settings
-
-    def _check(self) -> None:
-        from seiscluster.tremor.waveforms import _choice, _is_int, _number
-
-        for name in ("window_length", "window_step"):
-            _number(f"{SKEY}.{name}", getattr(self, name), low=0.0, low_open=True)
-        to_ns(self.origin, f"{SKEY}.origin")
-        for name, low in (("nperseg", 2), ("n_freq", 1), ("n_time", 1)):
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise InputError(f"{SKEY}.{name}: expected a whole number >= {low}, "
-                                 f"got {value!r}.")
-        if self.noverlap is not None and (not _is_int(self.noverlap)
-                                          or not 0 <= self.noverlap < self.nperseg):
-            raise InputError(f"{SKEY}.noverlap: expected a whole number from 0 to nperseg - 1 "
-                             f"({self.nperseg - 1}) or null, got {self.noverlap!r}.")
-        try:
-            signal.get_window(self.taper, 8)
-        except Exception:
-            raise InputError(f"{SKEY}.taper: {self.taper!r} is not a scipy.signal window "
-                             "name such as hann or hamming.") from None
-        _number(f"{SKEY}.fmin", self.fmin, low=0.0)
-        _number(f"{SKEY}.fmax", self.fmax, low=0.0, low_open=True)
-        if self.fmin >= self.fmax:
-            raise InputError(f"{SKEY}.fmin: {self.fmin} Hz must be below {SKEY}.fmax "
-                             f"({self.fmax} Hz).")
-        _choice(f"{SKEY}.frequency_scale", self.frequency_scale, SCALES)
-        if self.frequency_scale == "log" and self.fmin <= 0:
-            raise InputError(f"{SKEY}.fmin: must be above 0 Hz with frequency_scale log.")
-        _choice(f"{SKEY}.power", self.power, POWERS)
-        _choice(f"{SKEY}.normalise", self.normalise, NORMALISATIONS)
-        from seiscluster.config import check_pooling
-
-        check_pooling(self.pooling, self.pooling_percentile)
+        """The settings from ``tremor.spectrogram``, checked and completed with the defaults
+        of ``seiscluster.config.SpectrogramConfig`` (:func:`seiscluster.config.section`)."""
+        return cls(**section(SKEY, cfg))
 
     @property
     def hop(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
 from seiscluster.tremor import spectrogram as spec
@@ -25,7 +26,6 @@ from seiscluster.tremor.waveforms import (
     Preprocess,
     check_waveforms,
     open_source,
-    plain,
     read_inventory,
 )
 
@@ -37,23 +37,23 @@ log = logging.getLogger(__name__)
 def check_config(
     waveforms: Mapping[str, Any], preprocess: Mapping[str, Any],
     spectrogram: Mapping[str, Any], files: Sequence[str] | None = None,
-) -> tuple[Preprocess, spec.SpectrogramSettings]:
-    """Check ``data.waveforms``, ``tremor.preprocess`` and ``tremor.spectrogram`` cheaply
-    (no data read; files only looked up); InputError naming the first bad key.
+) -> tuple[dict[str, Any], Preprocess, spec.SpectrogramSettings]:
+    """``data.waveforms``, ``tremor.preprocess`` and ``tremor.spectrogram`` checked and
+    completed (:func:`seiscluster.config.section`), the waveform files looked up (no data
+    read); InputError naming the first bad key.
 
     Rate-dependent checks (fmax below Nyquist, a window longer than one STFT frame) are
     made here when the rate is known without reading data (the example, or a resample
     rate), and otherwise from the files' headers at the start of :func:`spectrograms`.
     """
-    check_waveforms(waveforms, files)
+    wf = section("data.waveforms", {**waveforms, "files": list(files or waveforms.get("files")
+                                                               or [])})
+    check_waveforms(wf, files)
     prep = Preprocess.from_config(preprocess)
     settings = spec.SpectrogramSettings.from_config(spectrogram)
-    if prep.remove_response and not waveforms.get("stationxml"):
-        raise InputError("tremor.preprocess.remove_response: true needs "
-                         "data.waveforms.stationxml (the instrument response).")
     fs, channel = None, ""
-    if plain(waveforms.get("source", "example")) == "example":
-        fs = float(synthetic.example_config(waveforms.get("example")).sampling_rate)
+    if wf["source"] == "example":
+        fs = float(wf["example"]["sampling_rate"])
         channel = synthetic.CHANNEL_ID
         prep.check_rate(fs, channel)
         fs = prep.output_rate(fs)
@@ -61,7 +61,7 @@ def check_config(
         fs, channel = float(prep.resample), "the resampled data"
     if fs is not None:
         settings.check_rate(fs, channel)
-    return prep, settings
+    return wf, prep, settings
 
 
 def make_example(*, waveforms: str, truth: str, example: Mapping[str, Any],
@@ -90,13 +90,13 @@ def spectrograms(
     one dask task per block of days and channel on the ``compute`` section's scheduler."""
     if isinstance(files, str):
         files = [files]
-    prep, settings = check_config(waveforms, preprocess, spectrogram, files)
+    wf, prep, settings = check_config(waveforms, preprocess, spectrogram, files)
     start = time.perf_counter()
     source = open_source(waveforms, files)
     log.info("source %s: %s, %s - %s", source.description, ", ".join(
         f"{ch} ({source.sampling_rates[ch]:g} Hz)" for ch in source.channels),
         spec.utc(source.start_ns), spec.utc(source.end_ns))
-    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
+    inventory = read_inventory(wf["stationxml"]) if prep.remove_response else None
     config = {"waveforms": dict(waveforms)}
     table = spec.build_store(source, prep, settings, spectrograms, threads=threads,
                              inventory=inventory, config=config, compute=compute)
@@ -157,18 +157,17 @@ def features(
     from seiscluster.compute import compute_settings, dask_scheduler
     from seiscluster.fileio import write_json, write_netcdf
     from seiscluster.tremor import features as feat
-    from seiscluster.tremor.deep_stages import _check_kscan, order_by_power, run_scan, write_scan
+    from seiscluster.tremor.deep_stages import order_by_power, run_scan, write_scan
 
     if isinstance(files, str):
         files = [files]
-    kscan, channels = dict(plain(kscan) or {}), plain(channels)
-    thresholds = diag.settings(plain(diagnostics))
-    _check_kscan(kscan)
-    prep, settings = check_config(waveforms, preprocess, spectrogram, files)
+    kscan, thresholds = section("tremor.kscan", kscan), diag.settings(diagnostics)
+    channels = section("tremor.preprocess", {"channels": channels})["channels"]
+    wf, prep, settings = check_config(waveforms, preprocess, spectrogram, files)
     fset = feat.FeatureSettings.from_config(features)
     start = time.perf_counter()
     source = open_source(waveforms, files)
-    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
+    inventory = read_inventory(wf["stationxml"]) if prep.remove_response else None
     job = feat.prepare(source, prep, settings, fset, inventory)
     starts = spec.source_window_starts(source, settings)
     cfg = compute_settings(compute)
@@ -273,9 +272,7 @@ def primary_labels(*, features: str, dec: str, labels: str, primary: str) -> Non
     """The run's primary tremor labels (``tremor.primary_labels``: the interpretable
     features' k-means or the DEC labels): window start[, channel], cluster, and which
     representation gave them."""
-    primary = plain(primary)
-    if primary not in ("features", "dec"):
-        raise InputError(f"tremor.primary_labels must be features or dec, got {primary!r}.")
+    primary = section("tremor", {"primary_labels": primary})["primary_labels"]
     table = pd.read_csv(features if primary == "features" else dec)
     keep = [c for c in ("window_start", "channel", "cluster") if c in table]
     out = table[keep].assign(representation=primary)

@@ -51,7 +51,7 @@ import math
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,46 +79,39 @@ LEVEL_RANGE = (0.7, 1.4)
 SWARM_BANDS = ((2.0, 8.0), (4.0, 15.0))
 #: Durations (full width at half maximum, s) of the vehicle passes of the cultural noise.
 PASS_FWHM = (10.0, 20.0, 30.0, 40.0)
-#: Lowest sampling rate: the swarm's content reaches 15 Hz.
-MIN_RATE = 32.0
 
 
 @dataclass(frozen=True)
 class ExampleSettings:
-    """``data.waveforms.example``: the record and the strengths of its parts."""
+    """``data.waveforms.example``: the record and the strengths of its parts (defaults and
+    checks: ``seiscluster.config.ExampleWaveformsConfig``, by :meth:`from_config`)."""
 
-    days: int = 14
-    sampling_rate: float = 50.0  # Hz
-    starttime: str = "2021-03-12T00:00:00"
-    seed: int = 0
-    episode_hours: tuple[float, float] = (3.0, 12.0)  # regime episode durations (uniform)
-    transition_minutes: float = 20.0  # cross-fade between consecutive episodes
-    harmonic_amplitude: float = 2.0  # line amplitude / floor
-    spasmodic_amplitude: float = 3.0  # rms / floor
-    swarm_rate: tuple[float, float] = (10.0, 40.0)  # events per hour (uniform per episode)
-    swarm_amplitude: float = 3.0  # smallest event's peak / floor
-    swarm_max_amplitude: float = 20.0  # largest event's peak / floor
-    swarm_coda_seconds: tuple[float, float] = (1.0, 8.0)  # coda e-folding time (log-uniform)
-    cultural_amplitude: float = 0.5  # daytime cultural noise rms / floor
-    microseism_amplitude: float = 4.0  # microseism rms / floor
-    teleseisms: int = 1
-    gap_fractions: tuple[float, ...] = (0.005, 0.02, 0.04, 0.5)  # of a window, one gap each
+    days: int
+    sampling_rate: float  # Hz
+    starttime: str
+    seed: int
+    episode_hours: tuple[float, float]  # regime episode durations (uniform)
+    transition_minutes: float  # cross-fade between consecutive episodes
+    harmonic_amplitude: float  # line amplitude / floor
+    spasmodic_amplitude: float  # rms / floor
+    swarm_rate: tuple[float, float]  # events per hour (uniform per episode)
+    swarm_amplitude: float  # smallest event's peak / floor
+    swarm_max_amplitude: float  # largest event's peak / floor
+    swarm_coda_seconds: tuple[float, float]  # coda e-folding time (log-uniform)
+    cultural_amplitude: float  # daytime cultural noise rms / floor
+    microseism_amplitude: float  # microseism rms / floor
+    teleseisms: int
+    gap_fractions: tuple[float, ...]  # of a window, one gap each
 
     @classmethod
     def from_config(cls, example: Mapping[str, Any] | None) -> ExampleSettings:
-        """Settings from ``data.waveforms.example`` (missing keys take the defaults);
-        InputError naming the first unknown or bad key."""
-        from seiscluster.config import check_waveform_example
+        """Settings from ``data.waveforms.example``, checked and completed with the defaults
+        of ``seiscluster.config.ExampleWaveformsConfig``; InputError naming the first
+        unknown or bad key."""
+        from seiscluster.config import section
 
-        cfg = dict(example or {})
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(cfg) - set(names))
-        if unknown:
-            raise InputError(f"{KEY}.{unknown[0]}: unknown key; expected one of "
-                             f"{', '.join(names)}.")
-        merged = {**asdict(cls()), **cfg}
-        check_waveform_example(merged)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in section(KEY, example).items()})
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import itertools
 import logging
 import math
 import re
@@ -29,10 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 import obspy
 from obspy import Stream, UTCDateTime
-from omegaconf import OmegaConf
 from scipy import signal
 
-from seiscluster.config import PreprocessConfig, to_container
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path
 
@@ -40,10 +38,6 @@ log = logging.getLogger(__name__)
 
 WKEY = "data.waveforms"
 PKEY = "tremor.preprocess"
-SOURCES = ("example", "files", "sds", "fdsn")
-DETRENDS = ("linear", "demean", "none")
-RESPONSE_OUTPUTS = ("DISP", "VEL", "ACC")
-CHANNEL_MODES = ("stack", "separate")
 CODE_KEYS = ("network", "station", "location", "channel")
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -59,18 +53,6 @@ _RESPONSE_LOCK = threading.Lock()  # evalresp is not known to be thread-safe
 def plain(value: Any) -> Any:
     """A config value as plain Python (str for enum members, e.g. Hydra structured configs)."""
     return value.value if isinstance(value, Enum) else value
-
-
-def section_values(cfg: Mapping[str, Any] | None, schema: type, key: str) -> dict[str, Any]:
-    """A config section as plain values, completed with the defaults of its typed schema in
-    :mod:`seiscluster.config` (the one place defaults live); an unknown key is an error."""
-    given = {k: plain(v) for k, v in dict(cfg or {}).items()}
-    fields = list(schema.__dataclass_fields__)
-    unknown = sorted(set(given) - set(fields))
-    if unknown:
-        raise InputError(f"{key}.{unknown[0]}: unknown key; expected one of "
-                         f"{', '.join(fields)}.")
-    return {**to_container(OmegaConf.structured(schema)), **given}
 
 
 def to_ns(value: Any, key: str) -> int:
@@ -109,46 +91,11 @@ class Preprocess:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> Preprocess:
-        """Check every key (unknown keys are an error; missing ones take the defaults of
-        ``seiscluster.config.PreprocessConfig``) and build the settings."""
-        cfg = section_values(cfg, PreprocessConfig, PKEY)
-        p = cls(**{**cfg, "pre_filt": None if cfg.get("pre_filt") is None
-                   else tuple(cfg["pre_filt"])})
-        p._check()
-        return p
-
-    def _check(self) -> None:
-        _choice(f"{PKEY}.detrend", self.detrend, DETRENDS)
-        _choice(f"{PKEY}.response_output", self.response_output, RESPONSE_OUTPUTS)
-        _choice(f"{PKEY}.channels", self.channels, CHANNEL_MODES)
-        _number(f"{PKEY}.taper", self.taper, low=0.0, high=0.5)
-        _number(f"{PKEY}.max_gap_fraction", self.max_gap_fraction, low=0.0, high=1.0,
-                high_open=True)
-        for name in ("freqmin", "freqmax", "resample"):
-            value = getattr(self, name)
-            if value is not None:
-                _number(f"{PKEY}.{name}", value, low=0.0, low_open=True)
-        if self.freqmin is not None and self.freqmax is not None \
-                and self.freqmin >= self.freqmax:
-            raise InputError(f"{PKEY}.freqmin: {self.freqmin} Hz must be below "
-                             f"{PKEY}.freqmax ({self.freqmax} Hz).")
-        if self.decimate is not None and (not _is_int(self.decimate) or self.decimate < 1):
-            raise InputError(f"{PKEY}.decimate: expected a whole factor >= 1 or null, "
-                             f"got {self.decimate!r}.")
-        if self.decimate not in (None, 1) and self.resample is not None:
-            raise InputError(f"{PKEY}.decimate: set either {PKEY}.resample or "
-                             f"{PKEY}.decimate, not both.")
-        if self.water_level is not None:
-            _number(f"{PKEY}.water_level", self.water_level)
-        if not isinstance(self.remove_response, bool):
-            raise InputError(f"{PKEY}.remove_response: expected true or false, "
-                             f"got {self.remove_response!r}.")
-        if self.pre_filt is not None:
-            f = self.pre_filt
-            if len(f) != 4 or not all(_is_number(v) for v in f) or f[0] < 0 \
-                    or any(b <= a for a, b in itertools.pairwise(f)):
-                raise InputError(f"{PKEY}.pre_filt: expected four increasing frequencies "
-                                 f"[f1, f2, f3, f4] in Hz, got {list(f)}.")
+        """The settings from ``tremor.preprocess``, checked and completed with the defaults
+        of ``seiscluster.config.PreprocessConfig`` (:func:`seiscluster.config.section`)."""
+        cfg = section(PKEY, cfg)
+        return cls(**{**cfg, "pre_filt": None if cfg["pre_filt"] is None
+                      else tuple(cfg["pre_filt"])})
 
     def output_rate(self, fs: float) -> float:
         """Sampling rate after resampling or decimation."""
@@ -541,18 +488,13 @@ class SDSSource:
 
 def codes_of(waveforms: Mapping[str, Any]) -> dict[str, str]:
     """The channel selection of ``data.waveforms`` (network, station, location, channel)."""
-    return {k: str(plain(waveforms.get(k, "*")) if waveforms.get(k) is not None else "*")
-            for k in CODE_KEYS}
+    return {k: str(plain(waveforms[k])) for k in CODE_KEYS}
 
 
 def span_of(waveforms: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """``data.waveforms.starttime/endtime`` in ns (None where null)."""
-    t0, t1 = (None if waveforms.get(k) in (None, "") else to_ns(waveforms[k], f"{WKEY}.{k}")
-              for k in ("starttime", "endtime"))
-    if t0 is not None and t1 is not None and t1 <= t0:
-        raise InputError(f"{WKEY}.endtime: {_iso(t1)} must be after {WKEY}.starttime "
-                         f"({_iso(t0)}).")
-    return t0, t1
+    """The checked ``data.waveforms.starttime/endtime`` in ns (None where null)."""
+    return tuple(None if waveforms[k] is None else to_ns(waveforms[k], f"{WKEY}.{k}")
+                 for k in ("starttime", "endtime"))  # type: ignore[return-value]
 
 
 def expand_files(patterns: Sequence[str] | str, key: str = f"{WKEY}.files") -> list[str]:
@@ -585,10 +527,11 @@ def open_source(
     ``files`` (when given) replaces ``data.waveforms.files``; for the example source it is
     the list of the example's miniSEED files. ``client`` replaces the FDSN client (tests).
     """
-    source = plain(waveforms.get("source", "example"))
+    waveforms = section(WKEY, {**waveforms, "files": list(files or waveforms.get("files")
+                                                          or [])})
+    source, fmt = waveforms["source"], waveforms["format"]
     codes = codes_of(waveforms)
     span = span_of(waveforms)
-    fmt = plain(waveforms.get("format"))
     if source == "example":
         if not files:
             raise InputError(f"{WKEY}.source: example, but the example's miniSEED files "
@@ -596,31 +539,25 @@ def open_source(
         return FileSource(expand_files(files, f"{WKEY}.example"), "MSEED", codes, span,
                           key=f"{WKEY}.example", description="embedded example")
     if source == "files":
-        paths = expand_files(files if files else waveforms.get("files") or [])
-        return FileSource(paths, fmt, codes, span)
+        return FileSource(expand_files(waveforms["files"]), fmt, codes, span)
     if source == "sds":
-        _need_span(span, source)
         return SDSSource(str(waveforms["sds_root"]), codes, span, fmt)  # type: ignore[arg-type]
-    if source == "fdsn":
-        _need_span(span, source)
-        paths = fdsn_cache_files(waveforms, client=client)
-        if not paths:
-            sel = ".".join(codes[k] for k in CODE_KEYS)
-            raise InputError(f"{WKEY}.fdsn_client: no data for {sel} between "
-                             f"{_iso(span[0])} and {_iso(span[1])} at "
-                             f"{waveforms.get('fdsn_client')}.")
-        return FileSource(paths, "MSEED", codes, span, key=f"{WKEY}.fdsn_cache",
-                          description=f"FDSN {waveforms.get('fdsn_client')} (cached)")
-    raise InputError(f"{WKEY}.source: expected one of {', '.join(SOURCES)}, got {source!r}.")
+    paths = fdsn_cache_files(waveforms, client=client)
+    if not paths:
+        sel = ".".join(codes[k] for k in CODE_KEYS)
+        raise InputError(f"{WKEY}.fdsn_client: no data for {sel} between {_iso(span[0])} and "
+                         f"{_iso(span[1])} at {waveforms['fdsn_client']}.")
+    return FileSource(paths, "MSEED", codes, span, key=f"{WKEY}.fdsn_cache",
+                      description=f"FDSN {waveforms['fdsn_client']} (cached)")
 
 
 def fdsn_cache_path(waveforms: Mapping[str, Any], day_ns: int) -> Path:
     """Cache file of one UTC day of the selection: ``<cache>/<client>/<N.S.L.C>.<day>.mseed``."""
     codes = codes_of(waveforms)
     sel = ".".join(_slug(codes[k]) or "--" for k in CODE_KEYS)
-    client = _slug(str(waveforms.get("fdsn_client", "IRIS")))
+    client = _slug(str(waveforms["fdsn_client"]))
     day = utc(day_ns).strftime("%Y-%m-%d")
-    return Path(str(waveforms.get("fdsn_cache") or "data/fdsn_cache")) / client / \
+    return Path(str(waveforms["fdsn_cache"])) / client / \
         f"{sel}.{day}.mseed"
 
 
@@ -630,8 +567,8 @@ def fdsn_cache_files(waveforms: Mapping[str, Any], client: Any = None) -> list[s
     A day already in the cache is never downloaded again; a day without data is cached as
     an empty file. The client is created only when a download is needed.
     """
+    waveforms = section(WKEY, waveforms)
     t0, t1 = span_of(waveforms)
-    _need_span((t0, t1), "fdsn")
     codes = codes_of(waveforms)
     first = (t0 // DAY_NS) * DAY_NS  # type: ignore[operator]
     out = []
@@ -650,13 +587,13 @@ def _download_day(client: Any, codes: Mapping[str, str], day: int, path: Path,
     from obspy.clients.fdsn.header import FDSNNoDataException
 
     log.info("downloading %s %s from %s", ".".join(codes[k] for k in CODE_KEYS),
-             utc(day).date, waveforms.get("fdsn_client"))
+             utc(day).date, waveforms["fdsn_client"])
     try:
         st = client.get_waveforms(*(codes[k] for k in CODE_KEYS), utc(day), utc(day + DAY_NS))
     except FDSNNoDataException:
         st = Stream()
     except Exception as err:
-        raise InputError(f"{WKEY}.fdsn_client: download from {waveforms.get('fdsn_client')} "
+        raise InputError(f"{WKEY}.fdsn_client: download from {waveforms['fdsn_client']} "
                          f"failed ({type(err).__name__}: {err}).") from None
     with atomic_path(path) as tmp:
         st = st.split()
@@ -667,7 +604,7 @@ def _download_day(client: Any, codes: Mapping[str, str], day: int, path: Path,
 def _fdsn_client(waveforms: Mapping[str, Any]) -> Any:
     from obspy.clients.fdsn import Client
 
-    name = waveforms.get("fdsn_client", "IRIS")
+    name = waveforms["fdsn_client"]
     try:
         return Client(name)
     except Exception as err:
@@ -687,42 +624,9 @@ def read_inventory(path: str | None) -> obspy.Inventory | None:
 
 
 def check_waveforms(waveforms: Mapping[str, Any], files: Sequence[str] | None = None) -> None:
-    """Cheap checks of ``data.waveforms`` (no data read; only files looked up)."""
-    source = plain(waveforms.get("source", "example"))
-    _choice(f"{WKEY}.source", source, SOURCES)
-    span = span_of(waveforms)
-    for k in CODE_KEYS:
-        value = plain(waveforms.get(k, "*"))
-        if value is None or not isinstance(value, str) or "." in value:
-            raise InputError(f"{WKEY}.{k}: expected a SEED code or wildcard pattern "
-                             f"(no dots), got {value!r}.")
-    if source == "files" and not files:
-        expand_files(waveforms.get("files") or [])
-    if source == "sds":
-        root = waveforms.get("sds_root")
-        if not root or not Path(str(root)).is_dir():
-            raise InputError(f"{WKEY}.sds_root: {root!r} is not a folder (an SDS archive).")
-    if source in ("sds", "fdsn"):
-        _need_span(span, source)
-    if source == "fdsn" and not waveforms.get("fdsn_cache"):
-        raise InputError(f"{WKEY}.fdsn_cache: a cache folder is needed for FDSN data.")
-    xml = waveforms.get("stationxml")
-    if xml and not Path(str(xml)).is_file():
-        raise InputError(f"{WKEY}.stationxml: {xml} does not exist.")
-    if source == "example":
-        ex = dict(waveforms.get("example") or {})
-        _number(f"{WKEY}.example.days", ex.get("days", 14), low=1)
-        if not _is_int(ex.get("days", 14)):
-            raise InputError(f"{WKEY}.example.days: expected a whole number of days.")
-        _number(f"{WKEY}.example.sampling_rate", ex.get("sampling_rate", 25.0), low=0.0,
-                low_open=True)
-        to_ns(ex.get("starttime", "2021-03-12T00:00:00"), f"{WKEY}.example.starttime")
-
-
-def _need_span(span: tuple[int | None, int | None], source: str) -> None:
-    for value, key in zip(span, ("starttime", "endtime"), strict=True):
-        if value is None:
-            raise InputError(f"{WKEY}.{key}: required when {WKEY}.source is {source}.")
+    """The files of a checked ``data.waveforms`` with source files exist (no data read)."""
+    if plain(waveforms["source"]) == "files" and not files:
+        expand_files(waveforms["files"])
 
 
 def _read(path: str, fmt: str | None, key: str, **kwargs: Any) -> Stream:
@@ -775,31 +679,3 @@ def _describe(paths: Sequence[str]) -> str:
 
 def _iso(ns: int | None) -> str:
     return "?" if ns is None else str(utc(ns))
-
-
-def _choice(key: str, value: Any, options: Sequence[str]) -> None:
-    if value not in options:
-        raise InputError(f"{key}: expected one of {', '.join(options)}, got {value!r}.")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _number(key: str, value: Any, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> None:
-    ok = _is_number(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        rng = " and ".join(s for s in (lo, hi) if s) or "finite"
-        raise InputError(f"{key}: expected a number {rng}, got {value!r}.")

@@ -18,7 +18,6 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import dask
@@ -34,6 +33,7 @@ from tslearn.metrics import cdist_dtw, cdist_soft_dtw_normalized
 
 from seiscluster import kselect
 from seiscluster.compute import dask_scheduler
+from seiscluster.config import check_value, section
 from seiscluster.errors import InputError
 from seiscluster.velocity.kmeans import ProfileKMeans, check_profiles
 
@@ -111,19 +111,14 @@ def find_knee(k: Sequence[int], y: Sequence[float], sensitivity: float = 1.0) ->
 
 
 def _check_nrange(nrange: Sequence[int] | None, n_profiles: int) -> list[int]:
-    ks = list(DEFAULT_NRANGE if nrange is None else nrange)
-    ints = all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in ks)
-    if not ints or len(ks) < 3 or ks[0] < 2 or any(b <= a for a, b in pairwise(ks)):
-        raise InputError(
-            "velocity.elbow.nrange must be at least 3 increasing distinct integers >= 2 "
-            f"(kneed needs 3 points), got {list(ks)!r}."
-        )
+    """The scanned k (a checked ``velocity.elbow.nrange``), at most the number of profiles."""
+    ks = [int(k) for k in (DEFAULT_NRANGE if nrange is None else nrange)]
     if ks[-1] > n_profiles:
         raise InputError(
             f"velocity.elbow.nrange goes up to k={ks[-1]}, more than the number of profiles "
             f"({n_profiles}); lower its largest value."
         )
-    return [int(k) for k in ks]
+    return ks
 
 
 def _describe(ks: list[int]) -> str:
@@ -181,26 +176,6 @@ def mean_silhouettes(distances: np.ndarray, label_sets: Sequence[np.ndarray]) ->
             sil = (inter - intra) / np.maximum(intra, inter)
         scores[j] = np.nan_to_num(sil).mean()
     return scores
-
-
-def _check_options(fallback: str, random_state: Any, sample_size: Any, sensitivity: Any) -> None:
-    if fallback not in FALLBACKS:
-        raise InputError(
-            f"velocity.elbow.fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}."
-        )
-    if random_state is not None and not isinstance(random_state, numbers.Integral):
-        raise InputError(
-            "velocity.kmeans.random_state must be an integer seed (or null) for the elbow "
-            f"scan, got {random_state!r}."
-        )
-    if not isinstance(sample_size, numbers.Integral) or sample_size < 2:
-        raise InputError(
-            f"velocity.elbow.silhouette_sample_size must be an integer >= 2, got {sample_size!r}."
-        )
-    if not isinstance(sensitivity, numbers.Real) or not sensitivity >= 0:
-        raise InputError(
-            f"velocity.elbow.sensitivity must be a number >= 0 (kneed's S), got {sensitivity!r}."
-        )
 
 
 def _quality(
@@ -323,15 +298,20 @@ def elbow_scan(
     clusterings, each fitted like the scan's (same metric and ``n_init``) with seed
     ``random_state + r`` on ``stability_fraction`` of the sample, label the sample; their
     mean pairwise ARI is the stability, their smallest Euclidean W_k the gap statistic's,
-    against ``gap_references`` reference sets. ``rule`` (:data:`seiscluster.kselect.RULES`)
+    against ``gap_references`` reference sets. ``rule`` (:class:`seiscluster.config.KRule`)
     chooses k: ``criterion`` is the knee (or fallback) choice above; the ``stable_*`` rules
     use ``min_stability``.
     """
     X = check_profiles(X)
+    section("velocity.elbow", {
+        "nrange": None if nrange is None else list(nrange), "smooth": smooth,
+        "smooth_n": smooth_n, "sensitivity": sensitivity, "fallback": fallback,
+        "silhouette_sample_size": silhouette_sample_size, "rule": rule,
+        "stability_seeds": stability_seeds, "stability_fraction": stability_fraction,
+        "sample_size": sample_size, "gap_references": gap_references})
+    if random_state is not None:
+        check_value("velocity.kmeans.random_state", random_state)
     ks = _check_nrange(nrange, X.shape[0])
-    _check_options(fallback, random_state, silhouette_sample_size, sensitivity)
-    kselect.check_settings("velocity.elbow", rule, stability_seeds, stability_fraction,
-                           sample_size, gap_references)
     seed = int(random_state or 0)
     sample = X[kselect.subsample(X.shape[0], sample_size, np.random.default_rng([seed, 7]))]
     draws = kselect.stability_draws(sample.shape[0], stability_seeds, stability_fraction, seed)
@@ -372,7 +352,7 @@ def elbow_scan(
     knee = find_knee(ks, table["distortion_smoothed"], sensitivity)
     criterion_k, used, criterion_message = _choose(table, knee, fallback)
     chosen, message = kselect.choose(table, rule, criterion_k, criterion_message.rstrip("."),
-                                     min_stability, "velocity.elbow.rule")
+                                     min_stability)
     return ElbowResult(
         table=table, knee=knee, n_clusters=chosen,
         fallback_used=used if rule.endswith("criterion") else None, message=message + ".",

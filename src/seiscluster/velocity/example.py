@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
-from seiscluster.errors import InputError
+from seiscluster.config import section
 
 #: Columns of :data:`PROVINCES`: sediment thickness (km), sediment Vs at top and bottom,
 #: crustal Vs at top and above the Moho, Moho depth (km), mantle Vs below the Moho, and a
@@ -42,7 +42,6 @@ CRUST_JITTER = 0.04
 #: Width of the transition between provinces (squared distance in the unit box).
 BOUNDARY_SOFTNESS = 0.006
 MANTLE_GRADIENT = 0.003  # km/s per km below the Moho
-_KEY = "data.velocity.example"
 
 
 def make_example_model(
@@ -186,22 +185,6 @@ def _nan_mask(x: np.ndarray, y: np.ndarray, n_depth: int, fraction: float,
 def _check(n_lat: int, n_lon: int, depth_max: float, depth_step: float, n_provinces: int,
            noise: float, nan_fraction: float) -> None:
     """One :class:`InputError` naming the first bad ``data.velocity.example`` key."""
-    rules = [
-        ("n_lat", n_lat, _is_int(n_lat) and n_lat >= 2, "an integer >= 2"),
-        ("n_lon", n_lon, _is_int(n_lon) and n_lon >= 2, "an integer >= 2"),
-        ("depth_max", depth_max, depth_max > 0, "> 0 km"),
-        ("depth_step", depth_step, 0 < depth_step <= depth_max,
-         "> 0 km and at most depth_max (at least 2 depths)"),
-        ("n_provinces", n_provinces,
-         _is_int(n_provinces) and 2 <= n_provinces <= min(len(PROVINCES), n_lat * n_lon),
-         f"an integer from 2 to {len(PROVINCES)} (and at most n_lat*n_lon)"),
-        ("noise", noise, noise >= 0, ">= 0 km/s"),
-        ("nan_fraction", nan_fraction, 0 <= nan_fraction < 1, "in [0, 1)"),
-    ]
-    for key, value, ok, expected in rules:
-        if not ok:
-            raise InputError(f"{_KEY}.{key} must be {expected}, got {value!r}.")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    section("data.velocity.example", {
+        "n_lat": n_lat, "n_lon": n_lon, "depth_max": depth_max, "depth_step": depth_step,
+        "n_provinces": n_provinces, "noise": noise, "nan_fraction": nan_fraction})

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from seiscluster.config import section
 from seiscluster.errors import InputError
 from seiscluster.fileio import write_netcdf
 
@@ -83,11 +84,8 @@ def open_model(
             f"Velocity model file {path} does not exist (data.velocity.path); "
             "give an existing netCDF, text or npz file, or null for the embedded example."
         )
+    fmt = section("data.velocity", {"format": fmt})["format"]
     fmt = _format_of(path) if fmt == "auto" else fmt
-    if fmt not in _READERS:
-        raise InputError(
-            f"data.velocity.format must be one of auto, {', '.join(_READERS)}, got {fmt!r}."
-        )
     ds = _normalise(_READERS[fmt](path, variable, chunks), variable, path,
                     named=fmt in _SELF_DESCRIBING)
     validate_model(ds)

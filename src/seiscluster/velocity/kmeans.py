@@ -33,7 +33,6 @@ numbering does not depend on the initialisation.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
@@ -49,10 +48,8 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 from tslearn.clustering import TimeSeriesKMeans
 
-from seiscluster.config import check_metric_params, is_int
+from seiscluster.config import check_metric_params, is_int, section
 from seiscluster.errors import InputError
-
-METRICS = ("euclidean", "dtw", "softdtw")
 
 _THREADPOOLS = ThreadpoolController()  # found once: limiting per fit then costs ~nothing
 
@@ -179,24 +176,10 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 "velocity.kmeans.n_clusters must be an integer between 1 and the number of "
                 f"profiles ({n_profiles}), got {self.n_clusters!r}."
             )
-        if self.metric not in METRICS:
-            raise InputError(
-                f"velocity.kmeans.metric must be one of {', '.join(METRICS)}, "
-                f"got {self.metric!r}."
-            )
-        for key in ("n_init", "max_iter", "max_iter_barycenter"):
-            value = getattr(self, key)
-            if not is_int(value) or value < 1:
-                raise InputError(f"velocity.kmeans.{key} must be an integer >= 1, got {value!r}.")
-        if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
-            raise InputError(f"velocity.kmeans.tol must be a number >= 0, got {self.tol!r}.")
-        check_metric_params(self.metric, self.metric_params)
-        size = self.fit_sample_size
-        if size is not None and (not is_int(size) or size < max(2, self.n_clusters)):
-            raise InputError(
-                "velocity.kmeans.fit_sample_size must be null (fit on every profile) or an "
-                f"integer >= n_clusters ({self.n_clusters}) and >= 2, got {size!r}."
-            )
+        section("velocity.kmeans", {
+            key: getattr(self, key) for key in (
+                "n_clusters", "metric", "n_init", "max_iter", "max_iter_barycenter", "tol",
+                "fit_sample_size")} | {"metric_params": dict(self.metric_params or {})})
 
     def _fit_indices(self, n_profiles: int) -> np.ndarray | None:
         """Sorted indices of the seeded fitting subsample, or None to fit on all."""

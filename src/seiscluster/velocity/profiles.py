@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from seiscluster.config import check_value, section
 from seiscluster.errors import InputError
 
 #: Per-profile coordinates written next to ``velocity(profile, depth)``.
@@ -44,12 +45,12 @@ def extract_profiles(
     lazily opened model is only read chunk by chunk. Both passes run on dask's current
     scheduler (:func:`seiscluster.compute.dask_scheduler`).
     """
+    section("velocity.profiles", {"zrange": None if zrange is None else list(zrange),
+                                  "spacing": spacing, "dz": dz})
+    check_value("compute.profiles_chunk", chunk_size)
     name = model.attrs.get("velocity_variable") or next(iter(model.data_vars))
     depth = model["depth"].values
     keep = _depth_selection(depth, zrange)
-    _check_spacing(spacing)
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise InputError(f"compute.profiles_chunk must be a whole number >= 1, got {chunk_size}.")
     grid = model.isel(depth=slice(keep[0], keep[-1] + 1),  # zrange: a contiguous range
                       latitude=slice(None, None, spacing), longitude=slice(None, None, spacing))
     n_lat, n_lon = grid.sizes["latitude"], grid.sizes["longitude"]
@@ -150,9 +151,8 @@ def _block_profiles(slab: np.ndarray, mask: np.ndarray, depth: np.ndarray,
 
 
 def resample_depths(depth: np.ndarray, dz: float) -> np.ndarray:
-    """seisgo's interpolation grid: ``arange(min(depth), max(depth) + 0.5*dz, dz)``."""
-    if not dz > 0:
-        raise InputError(f"velocity.profiles.dz must be > 0 km, got {dz}.")
+    """seisgo's interpolation grid: ``arange(min(depth), max(depth) + 0.5*dz, dz)`` (``dz``
+    a checked ``velocity.profiles.dz``)."""
     return np.arange(np.min(depth), np.max(depth) + 0.5 * dz, dz)
 
 
@@ -194,8 +194,3 @@ def _depth_selection(depth: np.ndarray, zrange: Sequence[float] | None) -> np.nd
             f"of the model (depths {depth[0]:g}..{depth[-1]:g} km); at least 2 are needed."
         )
     return keep
-
-
-def _check_spacing(spacing: int) -> None:
-    if int(spacing) != spacing or spacing < 1:
-        raise InputError(f"velocity.profiles.spacing must be an integer >= 1, got {spacing}.")

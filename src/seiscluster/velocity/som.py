@@ -14,7 +14,6 @@ own ``winner``, so the labels are exactly MiniSom's.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,12 +23,8 @@ from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from seiscluster.errors import InputError
+from seiscluster.config import section
 from seiscluster.velocity.kmeans import check_profiles
-
-NEIGHBORHOOD_FUNCTIONS = ("gaussian", "mexican_hat", "bubble", "triangle")
-TOPOLOGIES = ("rectangular", "hexagonal")
-ACTIVATION_DISTANCES = ("euclidean", "cosine", "manhattan", "chebyshev")
 
 #: Relative rounding margin under which the two best nodes count as tied.
 _TIE_MARGIN = 1e-12
@@ -123,42 +118,18 @@ class ProfileSOM(ClusterMixin, BaseEstimator):
     def _grid(self, n_profiles: int) -> tuple[int, int]:
         if self.grid_size is None:
             return auto_grid(n_profiles)
-        grid = list(self.grid_size) if isinstance(self.grid_size, Sequence) else None
-        if (
-            grid is None or len(grid) != 2
-            or not all(isinstance(g, numbers.Integral) and not isinstance(g, bool) and g >= 1
-                       for g in grid)
-        ):
-            raise InputError(
-                "velocity.som.grid_size must be null or two positive integers [som_x, som_y], "
-                f"got {self.grid_size!r}."
-            )
-        return int(grid[0]), int(grid[1])
+        return int(self.grid_size[0]), int(self.grid_size[1])
 
     def _check_params(self) -> None:
-        for key in ("sigma", "learning_rate"):
-            value = getattr(self, key)
-            if not isinstance(value, numbers.Real) or not value > 0:
-                raise InputError(f"velocity.som.{key} must be a number > 0, got {value!r}.")
-        if not isinstance(self.niteration, numbers.Integral) or self.niteration < 1:
-            raise InputError(
-                f"velocity.som.niteration must be an integer >= 1, got {self.niteration!r}."
-            )
-        for key, allowed in (
-            ("neighborhood_function", NEIGHBORHOOD_FUNCTIONS),
-            ("topology", TOPOLOGIES),
-            ("activation_distance", ACTIVATION_DISTANCES),
-        ):
-            if getattr(self, key) not in allowed:
-                raise InputError(
-                    f"velocity.som.{key} must be one of {', '.join(allowed)}, "
-                    f"got {getattr(self, key)!r}."
-                )
-        if self.random_state is not None and not isinstance(self.random_state, numbers.Integral):
-            raise InputError(
-                "velocity.som.random_state must be an integer seed (or null), "
-                f"got {self.random_state!r}."
-            )
+        """The parameters as ``velocity.som`` (:func:`seiscluster.config.section`)."""
+        params = {key: getattr(self, key) for key in (
+            "grid_size", "niteration", "sigma", "learning_rate", "neighborhood_function",
+            "topology", "activation_distance", "random_state")}
+        if params["random_state"] is None:  # unseeded, as MiniSom's default
+            del params["random_state"]
+        if isinstance(params["grid_size"], str):  # a string is a sequence of letters
+            params["grid_size"] = [params["grid_size"]]
+        section("velocity.som", params)
 
     def fit(self, X: Any, y: Any = None) -> ProfileSOM:
         """Train the map on the profiles X (n_profiles, n_depth) as seisgo does; returns self."""

@@ -21,7 +21,7 @@ from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhou
 
 from seiscluster import diagnostics as diag
 from seiscluster.compute import dask_scheduler
-from seiscluster.config import check_metric_params
+from seiscluster.config import check_metric_params, section
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
 from seiscluster.velocity import outputs
 from seiscluster.velocity.elbow import elbow_scan
@@ -82,16 +82,16 @@ def elbow(
     scores of the chosen k and the ``warnings`` of :mod:`seiscluster.diagnostics`) and
     figure."""
     X = _load_profiles(profiles)[1]
-    thresholds = diag.settings(diagnostics)
+    thresholds, elbow = diag.settings(diagnostics), section("velocity.elbow", elbow)
     start = time.perf_counter()
-    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **dict(elbow), n_jobs=threads,
+    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **elbow, n_jobs=threads,
                         compute=compute, min_stability=thresholds["min_stability"])
     seconds = time.perf_counter() - start
     (log.warning if result.fallback_used else log.info)(result.message)
     k = int(result.n_clusters)
     warnings = diag.scan_warnings(
         result.table, k, result.models[k].labels_ + 1, chosen=True, thresholds=thresholds,
-        n_seeds=int(elbow.get("stability_seeds", 5)), what="velocity k-means scan")
+        n_seeds=elbow["stability_seeds"], what="velocity k-means scan")
     diag.log_warnings(log, warnings)
     with atomic_path(table) as tmp:
         result.table.to_csv(tmp, index=False)
