@@ -34,7 +34,7 @@ numbering does not depend on the initialisation.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -47,10 +47,13 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
-from tslearn.clustering import TimeSeriesKMeans
 
 from seiscluster.config import check_metric_params, is_int
 from seiscluster.errors import InputError
+from seiscluster.velocity._tslearn import tslearn_module
+
+if TYPE_CHECKING:
+    from tslearn.clustering import TimeSeriesKMeans
 
 METRICS = ("euclidean", "dtw", "softdtw")
 
@@ -206,7 +209,8 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return np.sort(rs.choice(n_profiles, self.fit_sample_size, replace=False))
 
     def _tslearn_estimator(self) -> TimeSeriesKMeans:
-        return TimeSeriesKMeans(
+        kmeans = tslearn_module("tslearn.clustering")
+        return kmeans.TimeSeriesKMeans(
             n_clusters=self.n_clusters,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -281,7 +285,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         # Final assignment as tslearn's _post_fit: the nearest of the final centers (tslearn
         # raises EmptyClusterError if that empties a cluster; it is kept here).
-        distances = self._fitted_tslearn(None).transform(X[:, :, None])
+        distances = self._distances(X)
         self.labels_ = distances.argmin(axis=1).astype(np.intp)
         if self.fit_indices_ is not None:  # the inertia of every profile, as tslearn's
             self.inertia_ = float(np.mean(distances[np.arange(n), self.labels_] ** 2))
@@ -307,10 +311,19 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         model._squared_inertia = True
         return model
 
+    def _distances(self, X: np.ndarray) -> np.ndarray:
+        """Distances of checked profiles to the centers: tslearn's ``transform`` (for
+        euclidean its very computation, scipy's ``cdist``, without importing tslearn)."""
+        if self.metric == "euclidean":
+            return cdist(X, self.cluster_centers_, metric="euclidean")
+        return self._fitted_tslearn(None).transform(X[:, :, None])
+
     def predict(self, X: Any) -> np.ndarray:
         """Cluster index (0-based) of each profile: the nearest centroid for the metric."""
-        return self.to_tslearn().predict(check_profiles(X)[:, :, None]).astype(np.intp)
+        check_is_fitted(self, "cluster_centers_")
+        return self._distances(check_profiles(X)).argmin(axis=1).astype(np.intp)
 
     def transform(self, X: Any) -> np.ndarray:
         """Distances (n_profiles, n_clusters) of the profiles to the centroids, by metric."""
-        return self.to_tslearn().transform(check_profiles(X)[:, :, None])
+        check_is_fitted(self, "cluster_centers_")
+        return self._distances(check_profiles(X))
