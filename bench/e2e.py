@@ -19,7 +19,7 @@ For each model, in this order and in fresh processes:
 
 Both are timed as whole processes (start-up and imports included); seisgo's call alone is
 printed too. Models: ``cascadia`` is the Delph et al. (2018) Cascadia model of
-../shared/data (966 profiles x 84 depths); a number N is a synthetic EMC-style netCDF file
+../shared/data, 0..80 km on both sides (966 profiles x 81 depths); a number N is a synthetic EMC-style netCDF file
 (``vs(depth, latitude, longitude)`` float32, 109 depths, NaN outside coverage) with about
 N profiles, from :func:`seiscluster.velocity.example.make_example_model`. Timings on a
 shared machine vary: compare within one run (the load average is printed).
@@ -57,11 +57,12 @@ go.Figure.update_layout = _no_tiles
 import xarray as xr
 from seisgo import clustering
 path, variable, k, figbase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+zrange = json.loads(sys.argv[5])
 ds = xr.open_dataset(path)
 lat, lon, dep = (ds[c].values for c in ("latitude", "longitude", "depth"))
 v = ds[variable].values
 call = time.perf_counter()
-clustering.vpcluster_kmean(lat, lon, dep, v, ncluster=k, figbase=figbase)
+clustering.vpcluster_kmean(lat, lon, dep, v, ncluster=k, figbase=figbase, zrange=zrange)
 end = time.perf_counter()
 print(json.dumps({"call": end - call, "inside": end - start}))
 """
@@ -86,11 +87,13 @@ def make_model(n_profiles: int, path: Path, n_depth: int = 109) -> int:
     return int((~np.isnan(ds["vs"].values).any(axis=0)).sum())
 
 
-def run_seisgo(path: Path, variable: str, k: int, folder: Path) -> dict[str, float]:
+def run_seisgo(path: Path, variable: str, k: int, folder: Path,
+               zrange: list[float] | None) -> dict[str, float]:
     folder.mkdir(parents=True)
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", SEISGO, str(path), variable, str(k),
-                          str(folder / "kmean")], capture_output=True, text=True,
+                          str(folder / "kmean"), json.dumps(zrange)], capture_output=True,
+                         text=True,
                          cwd=folder, check=False)
     wall = time.perf_counter() - start
     if out.returncode:
@@ -100,11 +103,13 @@ def run_seisgo(path: Path, variable: str, k: int, folder: Path) -> dict[str, flo
 
 
 def run_workflow(path: Path, variable: str, k: int, folder: Path, cores: int,
-                 n_init: int | None) -> tuple[float, int]:
+                 n_init: int | None, zrange: list[float] | None) -> tuple[float, int]:
     folder.mkdir(parents=True)
     overrides = ["branches=[velocity]", "velocity.methods=[kmeans]",
                  f"velocity.kmeans.n_clusters={k}", f"data.velocity.path={path}",
                  f"data.velocity.variable={variable}"]
+    if zrange is not None:
+        overrides.append(f"velocity.profiles.zrange=[{zrange[0]},{zrange[1]}]")
     if n_init is not None:
         overrides.append(f"velocity.kmeans.n_init={n_init}")
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile",
@@ -153,13 +158,14 @@ def main() -> None:
                 if not CASCADIA.is_file():
                     print(f"skipped cascadia: {CASCADIA} is absent")
                     continue
-                path, n = CASCADIA, 966
+                # 0..80 km: above 0 km (topography) nearly every profile has a NaN
+                path, n, zrange = CASCADIA, 966, [0.0, 80.0]
             else:
-                path = scratch / f"model_{name}.nc"
+                path, zrange = scratch / f"model_{name}.nc", None
                 n = make_model(int(name), path)
-            ref = run_seisgo(path, "vs", args.k, scratch / f"seisgo_{name}")
+            ref = run_seisgo(path, "vs", args.k, scratch / f"seisgo_{name}", zrange)
             wall, jobs = run_workflow(path, "vs", args.k, scratch / f"workflow_{name}",
-                                      args.cores, args.n_init)
+                                      args.cores, args.n_init, zrange)
             print(f"\n{name}: {n} profiles")
             print(f"  seisgo process {ref['wall']:7.2f} s (vpcluster_kmean call "
                   f"{ref['call']:.2f} s)")

@@ -33,7 +33,9 @@ numbering does not depend on the initialisation.
 
 from __future__ import annotations
 
+import logging
 import numbers
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 METRICS = ("euclidean", "dtw", "softdtw")
 
+log = logging.getLogger(__name__)
 _THREADPOOLS = ThreadpoolController()  # found once: limiting per fit then costs ~nothing
 
 
@@ -264,10 +267,43 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """(centers, inertia, n_iter) of the best start on X, by metric."""
         if self.metric == "euclidean":
             return self._fit_euclidean(X)
-        model = self._tslearn_estimator().fit(X[:, :, None])
+        model = self._fit_tslearn(X)
         if model.cluster_centers_ is None:
             raise self._fail_empty(X.shape[0])
         return model.cluster_centers_[:, :, 0], model.inertia_, model.n_iter_
+
+    def _fit_tslearn(self, X: np.ndarray) -> TimeSeriesKMeans:
+        """tslearn's ``TimeSeriesKMeans.fit`` (DTW / soft-DTW), start by start, each start
+        logged with its inertia and time (a DTW start takes minutes: the log shows
+        progress). The loop is tslearn 0.10's own: one ``RandomState`` stream, at most
+        ``max(n_init, 10)`` attempts, a start that empties a cluster retried, the best
+        inertia kept, then ``_post_fit``; so the result is tslearn's ``fit``."""
+        utils = tslearn_module("tslearn.clustering.utils")
+        model = self._tslearn_estimator()
+        X_ = X[:, :, None]
+        model.labels_, model.inertia_, model.cluster_centers_ = None, np.inf, None
+        model._X_fit, model._squared_inertia, model.n_iter_ = None, True, 0
+        rs = check_random_state(self.random_state)
+        best, min_inertia, n_successful, n_attempts = None, np.inf, 0, 0
+        while n_successful < self.n_init and n_attempts < max(self.n_init, 10):
+            n_attempts += 1
+            start = time.perf_counter()
+            try:
+                model._fit_one_init(X_, None, rs)
+            except utils.EmptyClusterError:
+                log.info("k-means k=%d (%s): a start emptied a cluster, retried",
+                         self.n_clusters, self.metric)
+                continue
+            if model.inertia_ < min_inertia:
+                best, min_inertia = model.cluster_centers_.copy(), model.inertia_
+                model.n_iter_ = model._iter
+            n_successful += 1
+            log.info("k-means k=%d (%s, %d profiles) start %d/%d: inertia %.6g after %d "
+                     "iterations in %.1f s", self.n_clusters, self.metric, X.shape[0],
+                     n_successful, self.n_init, model.inertia_, model._iter,
+                     time.perf_counter() - start)
+        model._post_fit(X_, best, min_inertia)
+        return model
 
     def fit(self, X: Any, y: Any = None) -> ProfileKMeans:
         """Cluster the profiles X (n_profiles, n_depth); returns self."""
