@@ -22,7 +22,8 @@ printed too. Models: ``cascadia`` is the Delph et al. (2018) Cascadia model of
 ../shared/data, 0..80 km on both sides (966 profiles x 81 depths); a number N is a
 synthetic EMC-style netCDF file (``vs(depth, latitude, longitude)`` float32, 109 depths,
 NaN outside coverage) with about N profiles, from
-:func:`seiscluster.velocity.example.make_example_model`. Timings on a shared machine vary: compare within one run (the load average is printed).
+:func:`seiscluster.velocity.example.make_example_model`. Timings on a shared machine vary:
+compare within one run (the load average is printed).
 """
 
 from __future__ import annotations
