@@ -79,35 +79,6 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
         sys.exit(1)
 
 
-def run_local(func: Callable[..., Any], log_files: Any, *, args: tuple[Any, ...] = (),
-              input: Any = None, output: Any = None, params: Any = None) -> None:
-    """Run ``func`` inside Snakemake's own process, for a rule's ``run:`` block.
-
-    For the run folder's rules (links, config, provenance record), whose work takes
-    milliseconds against the seconds of a fresh Python process. The keyword arguments are
-    the job's named ``input``, ``output`` and ``params`` (as :func:`stage_kwargs`); the
-    job's log (``log_files``, the rule's ``log``) gets one line when ``func`` is done, or
-    the error, which is raised again for Snakemake to report. Unlike :func:`run_stage`
-    nothing is redirected: the process's streams and loggers are Snakemake's.
-    """
-    kwargs: dict[str, Any] = {}
-    for part in (input, output, params):
-        if part is not None:
-            kwargs.update(dict(part.items()))
-    kwargs.pop(RECORD, None)
-    path = Path(log_files[0]) if len(log_files) else None
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        func(*args, **kwargs)
-    except Exception as err:
-        if path is not None:
-            path.write_text(f"ERROR: {type(err).__name__}: {err}\n")
-        raise
-    if path is not None:
-        path.write_text(f"{func.__module__}.{func.__name__}: done\n")
-
-
 def clear_leftovers(outputs: Iterable[str]) -> None:
     """Remove the temporaries that a killed earlier attempt of the job left beside its
     outputs (Snakemake runs one job per output at a time, so none is being written)."""

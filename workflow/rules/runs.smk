@@ -1,12 +1,6 @@
 # Run folders: results/<run>/ shows the products of the run's keyed stages through relative
 # symbolic links (one link rule per stage), beside the run's resolved config.yaml and its
 # provenance.json.
-#
-# These rules do milliseconds of file work, so they run inside Snakemake's own process
-# (`run:`), not as a fresh Python process each (about 2 s of start-up and imports apiece):
-# seiscluster.workflow.run_local calls the same functions the stage scripts call.
-
-from seiscluster.workflow import run_local
 
 
 for _stage in STAGES:
@@ -24,10 +18,10 @@ for _stage in STAGES:
             links=link_pairs(_stage),
             stems=link_stems(_stage),
         localrule: True
-        run:
-            from seiscluster.workflow import link_products
-
-            run_local(link_products, log, params=params)
+        conda:
+            "../../environment.yml"
+        script:
+            "../scripts/link.py"
 
 
 rule run_config:
@@ -38,10 +32,10 @@ rule run_config:
     params:
         text=config_text,
     localrule: True
-    run:
-        from seiscluster.fileio import write_text
-
-        run_local(write_text, log, args=(output.config, params.text))
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/run_config.py"
 
 
 rule run_record:
@@ -55,7 +49,7 @@ rule run_record:
         overrides=run_overrides,
         folder=run_folder,
     localrule: True
-    run:
-        from seiscluster.provenance import record_run
-
-        run_local(record_run, log, input=input, output=output, params=params)
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/run_record.py"

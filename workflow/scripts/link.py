@@ -1,0 +1,3 @@
+from seiscluster.workflow import link_products, run_stage
+
+run_stage(snakemake, link_products)  # noqa: F821 (snakemake is injected by the script directive)
