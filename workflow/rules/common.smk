@@ -14,9 +14,6 @@ from seiscluster.errors import InputError
 from seiscluster.report import TREMOR_FIGURES
 from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
-from seiscluster.tremor.deep_stages import check_config as check_deep
-from seiscluster.tremor.stages import check_config as check_tremor
-from seiscluster.tremor.waveforms import expand_files
 
 
 def checked(check, *args):
@@ -36,6 +33,10 @@ def check_tremor_config(cfg):
     """The tremor branch's own checks of a run's configuration (files looked up, no data)."""
     if "tremor" not in [b.value for b in cfg.branches]:
         return
+    # imported here: they import scikit-learn and scipy.signal (seconds of every start-up)
+    from seiscluster.tremor.deep_stages import check_config as check_deep
+    from seiscluster.tremor.stages import check_config as check_tremor
+
     checked(check_tremor, section(cfg.data.waveforms), section(cfg.tremor.preprocess),
             section(cfg.tremor.spectrogram))
     checked(check_deep, *(section(cfg.tremor[key]) for key in
@@ -138,6 +139,8 @@ def waveform_inputs(wildcards):
     if source == "example":
         return {"files": upstream("tremor_example", "waveforms")(wildcards)}
     if source == "files":
+        from seiscluster.tremor.waveforms import expand_files
+
         return {"files": expand_files(list(cfg.data.waveforms.files))}
     return {}
 
