@@ -13,8 +13,6 @@ from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
 from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
-from seiscluster.tremor.stages import check_config as check_tremor
-from seiscluster.tremor.waveforms import expand_files
 
 
 def checked(check, *args):
@@ -35,6 +33,9 @@ def check_tremor_config(cfg):
     looked up, and the sampling rate's limits where it is known without reading data."""
     if "tremor" not in [b.value for b in cfg.branches]:
         return
+    # imported here: they import scikit-learn and scipy.signal (seconds of every start-up)
+    from seiscluster.tremor.stages import check_config as check_tremor
+
     checked(check_tremor, section(cfg.data.waveforms), section(cfg.tremor.preprocess),
             section(cfg.tremor.spectrogram))
 
@@ -173,6 +174,8 @@ def waveform_inputs(wildcards):
     if source == "example":
         return {"files": upstream("tremor_example", "waveforms")(wildcards)}
     if source == "files":
+        from seiscluster.tremor.waveforms import expand_files
+
         return {"files": expand_files(list(cfg.data.waveforms.files))}
     return {}
 

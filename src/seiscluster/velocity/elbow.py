@@ -24,17 +24,16 @@ import dask
 import numpy as np
 import pandas as pd
 from joblib import effective_n_jobs
-from kneed import KneeLocator
 from scipy.sparse import csr_matrix
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
-from tslearn.metrics import cdist_dtw, cdist_soft_dtw_normalized
 
 from seiscluster import kselect
 from seiscluster.compute import dask_scheduler
 from seiscluster.config import check_value, section
 from seiscluster.errors import InputError
+from seiscluster.velocity._tslearn import tslearn_module
 from seiscluster.velocity.kmeans import ProfileKMeans, check_profiles
 
 #: seisgo's default ``nrange``: ``np.arange(2, 21, 1)``.
@@ -102,6 +101,8 @@ def find_knee(k: Sequence[int], y: Sequence[float], sensitivity: float = 1.0) ->
     ``KneeLocator.knee``; an empty ``all_knees`` (seisgo's ``IndexError``) gives None.
     kneed's and numpy's warnings (e.g. a flat curve) are silenced: the caller reports.
     """
+    from kneed import KneeLocator  # imports matplotlib.pyplot: only when a knee is sought
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         knees = list(
@@ -138,9 +139,11 @@ def _subsample_distances(
     sub = X[idx]
     params = dict(metric_params or {})  # checked by the fits (no n_jobs: passed apart)
     if metric == "dtw":
-        return cdist_dtw(sub[:, :, None], n_jobs=n_jobs, **params)
+        metrics = tslearn_module("tslearn.metrics")
+        return metrics.cdist_dtw(sub[:, :, None], n_jobs=n_jobs, **params)
     if metric == "softdtw":
-        return cdist_soft_dtw_normalized(sub[:, :, None], **params)
+        metrics = tslearn_module("tslearn.metrics")
+        return metrics.cdist_soft_dtw_normalized(sub[:, :, None], **params)
     return euclidean_distances(sub - sub.mean(axis=0))  # centred: no loss of precision
 
 

@@ -33,7 +33,9 @@ numbering does not depend on the initialisation.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -46,11 +48,15 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
-from tslearn.clustering import TimeSeriesKMeans
 
 from seiscluster.config import check_metric_params, is_int, section
 from seiscluster.errors import InputError
+from seiscluster.velocity._tslearn import tslearn_module
 
+if TYPE_CHECKING:
+    from tslearn.clustering import TimeSeriesKMeans
+
+log = logging.getLogger(__name__)
 _THREADPOOLS = ThreadpoolController()  # found once: limiting per fit then costs ~nothing
 
 
@@ -189,7 +195,8 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return np.sort(rs.choice(n_profiles, self.fit_sample_size, replace=False))
 
     def _tslearn_estimator(self) -> TimeSeriesKMeans:
-        return TimeSeriesKMeans(
+        kmeans = tslearn_module("tslearn.clustering")
+        return kmeans.TimeSeriesKMeans(
             n_clusters=self.n_clusters,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -243,10 +250,43 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """(centers, inertia, n_iter) of the best start on X, by metric."""
         if self.metric == "euclidean":
             return self._fit_euclidean(X)
-        model = self._tslearn_estimator().fit(X[:, :, None])
+        model = self._fit_tslearn(X)
         if model.cluster_centers_ is None:
             raise self._fail_empty(X.shape[0])
         return model.cluster_centers_[:, :, 0], model.inertia_, model.n_iter_
+
+    def _fit_tslearn(self, X: np.ndarray) -> TimeSeriesKMeans:
+        """tslearn's ``TimeSeriesKMeans.fit`` (DTW / soft-DTW), start by start, each start
+        logged with its inertia and time (a DTW start takes minutes: the log shows
+        progress). The loop is tslearn 0.10's own: one ``RandomState`` stream, at most
+        ``max(n_init, 10)`` attempts, a start that empties a cluster retried, the best
+        inertia kept, then ``_post_fit``; so the result is tslearn's ``fit``."""
+        utils = tslearn_module("tslearn.clustering.utils")
+        model = self._tslearn_estimator()
+        X_ = X[:, :, None]
+        model.labels_, model.inertia_, model.cluster_centers_ = None, np.inf, None
+        model._X_fit, model._squared_inertia, model.n_iter_ = None, True, 0
+        rs = check_random_state(self.random_state)
+        best, min_inertia, n_successful, n_attempts = None, np.inf, 0, 0
+        while n_successful < self.n_init and n_attempts < max(self.n_init, 10):
+            n_attempts += 1
+            start = time.perf_counter()
+            try:
+                model._fit_one_init(X_, None, rs)
+            except utils.EmptyClusterError:
+                log.info("k-means k=%d (%s): a start emptied a cluster, retried",
+                         self.n_clusters, self.metric)
+                continue
+            if model.inertia_ < min_inertia:
+                best, min_inertia = model.cluster_centers_.copy(), model.inertia_
+                model.n_iter_ = model._iter
+            n_successful += 1
+            log.info("k-means k=%d (%s, %d profiles) start %d/%d: inertia %.6g after %d "
+                     "iterations in %.1f s", self.n_clusters, self.metric, X.shape[0],
+                     n_successful, self.n_init, model.inertia_, model._iter,
+                     time.perf_counter() - start)
+        model._post_fit(X_, best, min_inertia)
+        return model
 
     def fit(self, X: Any, y: Any = None) -> ProfileKMeans:
         """Cluster the profiles X (n_profiles, n_depth); returns self."""
@@ -264,7 +304,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         # Final assignment as tslearn's _post_fit: the nearest of the final centers (tslearn
         # raises EmptyClusterError if that empties a cluster; it is kept here).
-        distances = self._fitted_tslearn(None).transform(X[:, :, None])
+        distances = self._distances(X)
         self.labels_ = distances.argmin(axis=1).astype(np.intp)
         if self.fit_indices_ is not None:  # the inertia of every profile, as tslearn's
             self.inertia_ = float(np.mean(distances[np.arange(n), self.labels_] ** 2))
@@ -290,10 +330,19 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         model._squared_inertia = True
         return model
 
+    def _distances(self, X: np.ndarray) -> np.ndarray:
+        """Distances of checked profiles to the centers: tslearn's ``transform`` (for
+        euclidean its very computation, scipy's ``cdist``, without importing tslearn)."""
+        if self.metric == "euclidean":
+            return cdist(X, self.cluster_centers_, metric="euclidean")
+        return self._fitted_tslearn(None).transform(X[:, :, None])
+
     def predict(self, X: Any) -> np.ndarray:
         """Cluster index (0-based) of each profile: the nearest centroid for the metric."""
-        return self.to_tslearn().predict(check_profiles(X)[:, :, None]).astype(np.intp)
+        check_is_fitted(self, "cluster_centers_")
+        return self._distances(check_profiles(X)).argmin(axis=1).astype(np.intp)
 
     def transform(self, X: Any) -> np.ndarray:
         """Distances (n_profiles, n_clusters) of the profiles to the centroids, by metric."""
-        return self.to_tslearn().transform(check_profiles(X)[:, :, None])
+        check_is_fitted(self, "cluster_centers_")
+        return self._distances(check_profiles(X))

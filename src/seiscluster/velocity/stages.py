@@ -17,19 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 
 from seiscluster import diagnostics as diag
-from seiscluster.compute import dask_scheduler
 from seiscluster.config import check_metric_params, section
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
-from seiscluster.velocity import outputs
-from seiscluster.velocity.elbow import elbow_scan
-from seiscluster.velocity.example import make_example_model
-from seiscluster.velocity.io import open_model, validate_model, write_model
-from seiscluster.velocity.kmeans import ProfileKMeans
-from seiscluster.velocity.profiles import extract_profiles, label_grid, profile_array
-from seiscluster.velocity.som import ProfileSOM
+from seiscluster.velocity.profiles import label_grid, profile_array
+
+# Each stage is a fresh process: a stage imports what only it needs (scikit-learn, tslearn,
+# MiniSom, dask, matplotlib) inside its function, so no stage pays for the others' imports.
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +38,9 @@ def ingest(
     example: Mapping[str, Any] | None = None,
 ) -> None:
     """Read (or make, when ``path`` is None) the model, check it and write it as NetCDF."""
+    from seiscluster.velocity.example import make_example_model
+    from seiscluster.velocity.io import open_model, validate_model, write_model
+
     if path is None:
         log.info("no data.velocity.path: making the embedded example model %s", dict(example or {}))
         ds = make_example_model(**dict(example or {}))
@@ -61,6 +59,9 @@ def profiles(
 ) -> None:
     """Subsample and interpolate the model's depth profiles (``profiles.nc``), chunk by
     chunk on the ``compute`` section's scheduler (memory bounded by the chunk size)."""
+    from seiscluster.compute import dask_scheduler
+    from seiscluster.velocity.profiles import extract_profiles
+
     with dask_scheduler(compute, threads) as session, xr.open_dataset(model) as ds:
         prof = extract_profiles(ds, zrange=zrange, spacing=spacing, dz=dz,
                                 chunk_size=session.settings.profiles_chunk)
@@ -81,6 +82,8 @@ def elbow(
     scheduler) with stability and gap scores: table (CSV), choice (JSON, with the rule, the
     scores of the chosen k and the ``warnings`` of :mod:`seiscluster.diagnostics`) and
     figure."""
+    from seiscluster.velocity.elbow import elbow_scan
+
     X = _load_profiles(profiles)[1]
     thresholds, elbow = diag.settings(diagnostics), section("velocity.elbow", elbow)
     start = time.perf_counter()
@@ -130,6 +133,9 @@ def fit_kmeans(
     The seisgo pickle is named with ``kmeans["figbase"]`` when given; the workflow gives
     none (its run folder shows the pickle under the run's stem), as for :func:`fit_som`.
     """
+    from seiscluster.velocity import outputs
+    from seiscluster.velocity.kmeans import ProfileKMeans
+
     prof, X = _load_profiles(profiles)
     n_clusters = kmeans["n_clusters"]
     nrange, sum_square = None, []
@@ -169,6 +175,9 @@ def fit_som(
     silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Self-organizing map fit; the winning node of each profile is its cluster."""
+    from seiscluster.velocity import outputs
+    from seiscluster.velocity.som import ProfileSOM
+
     prof, X = _load_profiles(profiles)
     start = time.perf_counter()
     est = ProfileSOM(**{k: v for k, v in som.items() if k != "figbase"}).fit(X)
@@ -273,6 +282,8 @@ def _write_products(
 def _scores(
     X: np.ndarray, labels: np.ndarray, prof: xr.Dataset, sample_size: int, seed: int
 ) -> dict[str, Any]:
+    from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
+
     scores: dict[str, Any] = {}
     if 1 < np.unique(labels).size < X.shape[0]:
         scores["silhouette"] = float(silhouette_score(
@@ -290,6 +301,7 @@ def _load_profiles(path: str) -> tuple[xr.Dataset, np.ndarray]:
 
 
 def _kmeans_kwargs(kmeans: Mapping[str, Any]) -> dict[str, Any]:
+
     keys = ("metric", "max_iter_barycenter", "n_init", "max_iter", "tol", "random_state")
     params = check_metric_params(kmeans["metric"], kmeans["metric_params"])  # nulls dropped
     return {**{k: kmeans[k] for k in keys}, "metric_params": params}
@@ -314,6 +326,8 @@ def compare(
     maps (:mod:`seiscluster.velocity.apply`)."""
     from seiscluster.plots import velocity as plots
     from seiscluster.velocity import apply
+    from seiscluster.velocity.io import open_model, validate_model
+    from seiscluster.velocity.profiles import extract_profiles
 
     run = apply.open_run(clusters)
     start = time.perf_counter()
