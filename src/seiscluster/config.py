@@ -201,6 +201,8 @@ class ExampleWaveformsConfig:
     microseism_amplitude: float = 4.0
     teleseisms: int = 1
     gap_fractions: list[float] = field(default_factory=lambda: [0.005, 0.02, 0.04, 0.5])
+    withheld_regimes: list[str] = field(default_factory=list)
+    withheld_days: float = 0.0
 
 
 @dataclass
@@ -739,6 +741,14 @@ def check_waveform_example(ex: Mapping[str, Any]) -> None:
     gaps = list(ex["gap_fractions"])
     _require(all(_is_real(g) and 0 < g < 0.8 for g in gaps),
              f"{key}.gap_fractions must list fractions of a window in (0, 0.8), got {gaps}.")
+    regimes = ("background", "harmonic_tremor", "spasmodic_tremor", "earthquake_swarm")
+    withheld = list(ex.get("withheld_regimes", []))
+    _require(all(r in regimes for r in withheld) and len(set(withheld)) < len(regimes) - 1,
+             f"{key}.withheld_regimes must list at most {len(regimes) - 2} of "
+             f"{', '.join(regimes)}, got {withheld}.")
+    days = ex.get("withheld_days", 0.0)
+    _require(_is_real(days) and days >= 0,
+             f"{key}.withheld_days must be a number of days >= 0, got {days!r}.")
 
 
 def _check_data(data: DictConfig) -> None:
