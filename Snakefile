@@ -11,10 +11,13 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/velocity.smk"
 include: "workflow/rules/tremor.smk"
 include: "workflow/rules/runs.smk"
+include: "workflow/rules/apply_common.smk"
+include: "workflow/rules/apply.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        apply_outputs(),
     default_target: True

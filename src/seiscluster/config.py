@@ -482,6 +482,17 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class ApplyConfig:
+    """Monitoring (``seiscluster.tremor.apply``): label this run's records with a trained
+    run's clustering, without retraining; ``run`` null = off."""
+
+    run: str | None = None
+    novelty_quantile: float = 0.99
+    novelty_factor: float = 1.5
+    incremental: bool = True
+
+
+@dataclass
 class Config:
     run: str = "default"
     seed: int = 0
@@ -492,6 +503,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    apply: ApplyConfig = field(default_factory=ApplyConfig)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
@@ -580,6 +592,10 @@ def _check_values(cfg: DictConfig) -> None:
     check_kselect(cfg.tremor.kscan, "tremor.kscan")
     check_diagnostics(cfg.diagnostics)
     check_compute(cfg.compute)
+    _require(0 < cfg.apply.novelty_quantile <= 1,
+             f"apply.novelty_quantile must be in (0, 1], got {cfg.apply.novelty_quantile!r}.")
+    _require(cfg.apply.novelty_factor > 0,
+             f"apply.novelty_factor must be a number > 0, got {cfg.apply.novelty_factor!r}.")
 
 
 def check_kselect(section: Any, prefix: str) -> None:

@@ -312,13 +312,41 @@ def apply(
     waveforms: Mapping[str, Any], apply: Mapping[str, Any] | None = None,
     files: Sequence[str] | None = None, timeline: str | None = None,
     truth: str | None = None, threads: int = 1, compute: Mapping[str, Any] | None = None,
+    history: str | None = None,
 ) -> dict[str, Any]:
     """Label the windows of new records (``waveforms``, ``files``) with the trained run
     ``run``: ``labels.csv`` (window start[, channel], cluster (0 = novel), nearest,
     novel, distance, p_1..p_k), ``days.csv`` (labelled days), ``model.json`` (what was
     applied: the trained run, its centres' thresholds and settings), ``metrics.json``
     (this run's days, counts, novel shares; ARI and per-regime novel shares against
-    ``truth`` when given) and the timeline figure. Returns the metrics."""
+    ``truth`` when given) and the timeline figure; ``history``: a log kept across runs,
+    to which this run's log lines are appended. Returns the metrics."""
+    if history is None:
+        return _apply(labels=labels, days=days, metrics=metrics, model=model, run=run,
+                      waveforms=waveforms, apply=apply, files=files, timeline=timeline,
+                      truth=truth, threads=threads, compute=compute)
+    Path(history).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(history, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        return _apply(labels=labels, days=days, metrics=metrics, model=model, run=run,
+                      waveforms=waveforms, apply=apply, files=files, timeline=timeline,
+                      truth=truth, threads=threads, compute=compute)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
+
+
+def _apply(
+    *, labels: str, days: str, metrics: str, model: str, run: str,
+    waveforms: Mapping[str, Any], apply: Mapping[str, Any] | None,
+    files: Sequence[str] | None, timeline: str | None, truth: str | None, threads: int,
+    compute: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     from seiscluster.tremor.stages import check_config
     from seiscluster.tremor.waveforms import open_source, read_inventory
 
@@ -506,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               apply={"novelty_quantile": args.novelty_quantile,
                      "novelty_factor": args.novelty_factor,
                      "incremental": not args.no_incremental},
-              truth=args.truth, threads=args.threads)
+              truth=args.truth, threads=args.threads, history=str(out / "history.log"))
     except InputError as err:
         print(f"seiscluster apply: {err}", file=sys.stderr)
         return 2
