@@ -170,3 +170,21 @@ def test_workflow_applies_a_trained_run_incrementally(trained, tmp_path):
     assert proc.returncode != 0
     message = proc.stdout + proc.stderr
     assert "apply.run:" in message and "does not exist" in message
+
+
+def test_run_without_recorded_settings_uses_its_config_yaml(trained, tmp_path):
+    """A run made before features.nc recorded its settings: its config.yaml gives them."""
+    import xarray as xr
+
+    from seiscluster.config import to_yaml
+
+    old = tmp_path / "old"
+    shutil.copytree(trained["run"], old)
+    path = old / "tremor" / "features" / "features.nc"
+    ds = xr.load_dataset(path)
+    del ds.attrs["settings"]
+    ds.to_netcdf(path)
+    with pytest.raises(InputError, match="records neither its settings"):
+        load_trained(old)
+    (old / "config.yaml").write_text(to_yaml(compose(["data.waveforms.source=files"])))
+    assert load_trained(old).fingerprint() == load_trained(trained["run"]).fingerprint()
