@@ -10,10 +10,13 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/stages.smk"
 include: "workflow/rules/runs.smk"
+include: "workflow/rules/apply_common.smk"
+include: "workflow/rules/apply.smk"
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        apply_outputs(),
     default_target: True

@@ -251,6 +251,8 @@ class ExampleWaveformsConfig:
     microseism_amplitude: float = 4.0
     teleseisms: int = 1
     gap_fractions: list[float] = field(default_factory=lambda: [0.005, 0.02, 0.04, 0.5])
+    withheld_regimes: list[str] = field(default_factory=list)
+    withheld_days: float = 0.0
 
 
 @dataclass
@@ -532,6 +534,17 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class ApplyConfig:
+    """Monitoring (``seiscluster.tremor.apply``): label this run's records with a trained
+    run's clustering, without retraining; ``run`` null = off."""
+
+    run: str | None = None
+    novelty_quantile: float = 0.99
+    novelty_factor: float = 1.5
+    incremental: bool = True
+
+
+@dataclass
 class Config:
     run: str = "default"
     seed: int = 0
@@ -542,6 +555,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    apply: ApplyConfig = field(default_factory=ApplyConfig)
 
 
 # ----------------------------------------------------------------------------- composition
@@ -885,6 +899,13 @@ RULES: dict[str, Rule] = {
     f"{_EXAMPLE}.cultural_amplitude": NON_NEGATIVE,
     f"{_EXAMPLE}.microseism_amplitude": NON_NEGATIVE,
     f"{_EXAMPLE}.teleseisms": integer(0),
+    f"{_EXAMPLE}.withheld_regimes": Rule(
+        "a list of at most two distinct regimes (background, harmonic_tremor, "
+        "spasmodic_tremor, earthquake_swarm)",
+        lambda v: isinstance(v, list | tuple) and len(v) <= 2 and len(set(v)) == len(v)
+        and set(v) <= {"background", "harmonic_tremor", "spasmodic_tremor",
+                       "earthquake_swarm"}),
+    f"{_EXAMPLE}.withheld_days": NON_NEGATIVE,
     f"{_EXAMPLE}.gap_fractions": numbers_list(number(0, 0.8, lo_open=True, hi_open=True),
                                               what="a list of fractions of a window in "
                                               "(0, 0.8)"),
@@ -1003,6 +1024,11 @@ RULES: dict[str, Rule] = {
     "compute.n_workers": integer(1, null=True),
     "compute.profiles_chunk": COUNT,
     "compute.spectrogram_block_days": COUNT,
+    # apply (monitoring)
+    "apply.run": text("a trained run's folder", null=True),
+    "apply.novelty_quantile": number(0, 1, lo_open=True),
+    "apply.novelty_factor": POSITIVE,
+    "apply.incremental": Rule("true or false", lambda v: isinstance(v, bool)),
     # diagnostics
     "diagnostics.min_cluster_size": COUNT,
     "diagnostics.min_silhouette": number(-1, 1),

@@ -415,6 +415,23 @@ def features_section(choice: str | None, metrics: str | None, kscan_figure: str 
     return section("tremor-features", "Tremor: Interpretable features", parts)
 
 
+def apply_section(metrics: str, timeline: str | None, trained_run: str | None) -> str:
+    """Monitoring: the labels of this run's records with a trained run's clusters
+    (``apply.run``), the novel share and the timeline."""
+    m = load_json(metrics, "apply metrics")
+    parts = [note(f"The records were labelled with the clusters of the trained run "
+                  f"{trained_run} (apply.run), without retraining; cluster 0 = novel (far "
+                  f"from every training centre). Days processed by the last run: "
+                  f"{', '.join(m.get('days_processed', [])) or 'none (all labelled)'}.")]
+    parts.append(metrics_table({k: v for k, v in m.items() if k != "days_processed"}))
+    if m.get("novel_fraction_by_regime"):
+        parts += ["<h3>Share of novel windows per true regime</h3>",
+                  table(pd.DataFrame([m["novel_fraction_by_regime"]]))]
+    parts.append(figure(timeline, "monitoring timeline", "Cluster of every labelled window "
+                        "over time (novel on the top row) and the largest soft assignment."))
+    return section("tremor-apply", "Tremor: Monitoring (trained run applied)", parts)
+
+
 # --------------------------------------------------------------------------- assembly
 
 def write_report(path: str | Path, title: str, sections: Sequence[str], config_yaml: str) -> None:
@@ -474,6 +491,9 @@ def report_stage(
             features_choice=inputs.get("features_choice"),
             features_metrics=inputs.get("features_metrics"),
             features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"))
+    if "apply_metrics" in inputs:
+        sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
+                                      (cfg.get("apply") or {}).get("run")))
     write_report(report, f"seiscluster run '{cfg.get('run', '')}'", sections, config_yaml)
 
 

@@ -4,6 +4,7 @@
 rule report:
     input:
         unpack(report_inputs),
+        unpack(apply_report_inputs),
     output:
         report=f"{RUN}/report.html",
     log:

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -220,8 +221,13 @@ def features(
     write_scan(result, kscan, cluster, thresholds, scan, choice, "tremor feature k-means scan",
                n_samples=int(z.shape[0]), n_features=int(z.shape[1]),
                features_seconds=round(t_features, 3), scan_seconds=round(t_scan, 3))
-    write_netcdf(feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names,
-                                 fset, settings), table)
+    ds = feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names, fset,
+                         settings)
+    # what a later application to new records needs (seiscluster.tremor.apply)
+    ds.attrs["settings"] = json.dumps(spec._jsonable({
+        "waveforms": dict(waveforms), "preprocess": asdict(prep), "spectrogram": asdict(settings),
+        "features": asdict(fset), "channels": channels}))
+    write_netcdf(ds, table)
     sizes = np.bincount(cluster, minlength=k + 1)[1:]
     scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(k),
                               "cluster_sizes": sizes.tolist()}

@@ -102,6 +102,8 @@ class ExampleSettings:
     microseism_amplitude: float  # microseism rms / floor
     teleseisms: int
     gap_fractions: tuple[float, ...]  # of a window, one gap each
+    withheld_regimes: tuple[str, ...]  # regimes with no episode in the first days
+    withheld_days: float  # ... of this many days (e.g. to test novelty detection)
 
     @classmethod
     def from_config(cls, example: Mapping[str, Any] | None) -> ExampleSettings:
@@ -280,9 +282,29 @@ def _episodes(total: float, s: ExampleSettings, rng: np.random.Generator) -> pd.
             perm.reverse()
         codes.extend(perm)
     levels = np.exp(rng.uniform(*np.log(LEVEL_RANGE), m))
+    if s.withheld_regimes and s.withheld_days > 0:
+        codes = _withhold(codes[:m], ends, s)
     return pd.DataFrame({"code": np.asarray(codes[:m], dtype=np.int64),
                          "start": np.concatenate([[0.0], ends[:-1]]), "end": ends,
                          "level": levels})
+
+
+def _withhold(codes: list[int], ends: np.ndarray, s: ExampleSettings) -> list[int]:
+    """Episodes of a ``withheld_regimes`` regime starting in the first ``withheld_days``
+    days become another regime, neither withheld nor that of a neighbour where possible
+    (no random draw: the rest of the record is the one without the option)."""
+    starts = np.concatenate([[0.0], ends[:-1]])
+    withheld = {REGIMES.index(r) for r in s.withheld_regimes}
+    kept = [c for c in range(len(REGIMES)) if c not in withheld]
+    out = list(codes)
+    for e, start in enumerate(starts):
+        if out[e] not in withheld or start >= s.withheld_days * 86400.0:
+            continue
+        near = {out[e - 1] if e else -1, out[e + 1] if e + 1 < len(out) else -1}
+        allowed = ([c for c in kept if c not in near]
+                   or [c for c in kept if not e or c != out[e - 1]] or kept)
+        out[e] = allowed[e % len(allowed)]
+    return out
 
 
 def _ramp(u: np.ndarray, width: float) -> np.ndarray:

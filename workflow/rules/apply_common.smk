@@ -1,0 +1,72 @@
+# Monitoring helpers (apply.smk runs them): a run with `apply.run` set labels its records
+# (data.waveforms) with the clustering of that finished run, without retraining
+# (seiscluster.tremor.apply). In results/<run>/apply/, metrics.json and timeline.png are
+# the outputs of tremor_apply; the labels series (labels.csv), the record of labelled days
+# (days.csv), what was applied (model.json) and the log of every run (history.log) are
+# kept between runs (not outputs: Snakemake would delete them), so that the incremental
+# mode labels only the days not labelled yet.
+from omegaconf import OmegaConf
+
+from seiscluster.tremor.apply import ApplySettings, load_trained
+
+
+def apply_runs():
+    """The runs of this invocation that apply a trained run."""
+    return [name for name, cfg in CONFIGS.items() if cfg.apply.run]
+
+
+def _check_apply(name):
+    cfg = CONFIGS[name]
+    settings = checked(ApplySettings.from_config, section(cfg.apply))
+    checked(load_trained, cfg.apply.run, settings)
+
+
+for _name in apply_runs():
+    _check_apply(_name)
+
+
+def apply_outputs():
+    return [f"results/{name}/apply/{leaf}" for name in apply_runs()
+            for leaf in ("metrics.json", "timeline.png")]
+
+
+def apply_inputs(wildcards):
+    """The new records: the user's files, or the run's own example records (its tremor
+    branch's example stage, with the truth)."""
+    cfg = config_of(wildcards.run)
+    source = cfg.data.waveforms.source.value
+    if source == "files":
+        return {"files": expand_files(list(cfg.data.waveforms.files))}
+    if source == "example":
+        if "tremor_example" not in run_stages(wildcards.run):
+            raise WorkflowError("seiscluster configuration: apply with data.waveforms.source "
+                                "example needs the tremor branch in branches (its example "
+                                "records); or give the new records as files, SDS or FDSN.")
+        key = KEYS.key(wildcards.run, "tremor_example")
+        return {"files": str(rules.tremor_example.output.waveforms).format(key=key),
+                "truth": str(rules.tremor_example.output.truth).format(key=key)}
+    return {}
+
+
+def apply_param(path):
+    """A config value of the run, as plain Python (dotted ``path``)."""
+
+    def value(wildcards):
+        return section(OmegaConf.select(config_of(wildcards.run), path))
+
+    return value
+
+
+def apply_state(leaf):
+    def path(wildcards):
+        return f"results/{wildcards.run}/apply/{leaf}"
+
+    return path
+
+
+def apply_report_inputs(wildcards):
+    """The apply products the report shows (none when the run applies nothing)."""
+    if not config_of(wildcards.run).apply.run:
+        return {}
+    return {"apply_metrics": f"results/{wildcards.run}/apply/metrics.json",
+            "apply_timeline": f"results/{wildcards.run}/apply/timeline.png"}
