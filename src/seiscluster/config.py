@@ -849,8 +849,9 @@ _EXAMPLE = "data.waveforms.example"
 RULES: dict[str, Rule] = {
     "run": text("a folder name without '/'", lambda v: "/" not in v and v not in (".", "..")),
     "seed": SEED,
-    "branches": numbers_list(one_of(tuple(Branch.__members__)), least=1, distinct=True,
-                             what="a non-empty list of distinct branches (velocity, tremor)"),
+    "branches": numbers_list(one_of(tuple(Branch.__members__)), distinct=True,
+                             what="a list of distinct branches (velocity, tremor; empty "
+                                  "only for monitoring, with apply.run)"),
     # data.velocity
     "data.velocity.path": text("an existing file (a netCDF, text or .npz velocity model)",
                                lambda v: Path(v).is_file(), null=True),
@@ -1217,7 +1218,15 @@ def _compute(c: Mapping[str, Any], _: Any) -> str | None:
 
 #: (section path, relation); the path "" gives the relation the whole config, and only
 #: compose() runs it.
+def _apply(ap: Mapping[str, Any], cfg: Any) -> str | None:
+    if ap["run"] is None and not list(cfg["branches"]):
+        return ("branches: expected velocity, tremor or both (an empty list only runs "
+                "monitoring, which needs apply.run), got [].")
+    return None
+
+
 RELATIONS: list[tuple[str, Relation]] = [
+    ("apply", _apply),
     ("data.velocity.example", _example_model),
     ("data.waveforms", _waveforms),
     ("data.waveforms.example", _example_waveforms),

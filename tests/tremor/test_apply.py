@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
     ex = synthetic.make_example(days=DAYS, sampling_rate=FS, withheld_regimes=[WITHHELD],
                                 withheld_days=TRAIN)
     files = [str(f) for f in synthetic.write_example(ex, root / "wf", root / "truth.csv")]
-    cfg = compose(["data.waveforms.source=files"])
+    cfg = compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]"])
     run = root / "run"
     out = run / "tremor" / "features"
     out.mkdir(parents=True)
@@ -186,5 +186,5 @@ def test_run_without_recorded_settings_uses_its_config_yaml(trained, tmp_path):
     ds.to_netcdf(path)
     with pytest.raises(InputError, match="records neither its settings"):
         load_trained(old)
-    (old / "config.yaml").write_text(to_yaml(compose(["data.waveforms.source=files"])))
+    (old / "config.yaml").write_text(to_yaml(compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]"])))
     assert load_trained(old).fingerprint() == load_trained(trained["run"]).fingerprint()

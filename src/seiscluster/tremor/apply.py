@@ -355,8 +355,8 @@ def _apply(
     settings = ApplySettings.from_config(apply)
     trained = load_trained(run, settings)
     # the trained run's settings, the new records' source
-    prep, spec_settings = check_config(waveforms, trained.preprocess, trained.spectrogram,
-                                       files)
+    waveforms, prep, spec_settings = check_config(waveforms, trained.preprocess,
+                                                  trained.spectrogram, files)
     start = time.perf_counter()
     source = open_source(waveforms, files)
     channels = tuple(source.channels)

@@ -117,9 +117,9 @@ def store_job(spectrograms: str, files: Sequence[str] | None = None) -> spec.Job
     if not {"waveforms", "preprocess", "spectrogram"} <= set(settings):
         raise InputError(f"{spectrograms} records no waveform settings (attribute "
                          "'settings'); it was not written by the spectrogram stage.")
-    waveforms = settings["waveforms"]
-    prep, spec_settings = check_config(waveforms, settings["preprocess"],
-                                       settings["spectrogram"], files)
+    waveforms, prep, spec_settings = check_config(settings["waveforms"],
+                                                  settings["preprocess"],
+                                                  settings["spectrogram"], files)
     source = open_source(waveforms, files)
     inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
     return spec.prepare_job(source, prep, spec_settings, inventory)
