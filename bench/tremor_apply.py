@@ -43,7 +43,8 @@ def main() -> None:
     ex = synthetic.make_example(days=a.days, sampling_rate=a.rate, withheld_regimes=withheld,
                                 withheld_days=a.train if withheld else 0.0)
     files = [str(f) for f in synthetic.write_example(ex, out / "wf", out / "truth.csv")]
-    cfg = compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]", *a.overrides])
+    cfg = compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]",
+                   *a.overrides])
     feats = out / "run" / "tremor" / "features"
     feats.mkdir(parents=True, exist_ok=True)
     train, new = files[:a.train], files[a.train:]

@@ -186,5 +186,6 @@ def test_run_without_recorded_settings_uses_its_config_yaml(trained, tmp_path):
     ds.to_netcdf(path)
     with pytest.raises(InputError, match="records neither its settings"):
         load_trained(old)
-    (old / "config.yaml").write_text(to_yaml(compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]"])))
+    (old / "config.yaml").write_text(to_yaml(compose(["data.waveforms.source=files",
+                                                      "data.waveforms.files=[placeholder]"])))
     assert load_trained(old).fingerprint() == load_trained(trained["run"]).fingerprint()
