@@ -36,6 +36,8 @@ def apply_inputs(wildcards):
     cfg = config_of(wildcards.run)
     source = cfg.data.waveforms.source.value
     if source == "files":
+        from seiscluster.tremor.waveforms import expand_files
+
         return {"files": expand_files(list(cfg.data.waveforms.files))}
     if source == "example":
         if "tremor_example" not in run_stages(wildcards.run):
