@@ -199,7 +199,7 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
         raise InputError(f"{AKEY}.run: {folder / 'labels.csv'} does not label the windows of "
                          f"{folder / 'features.nc'} one by one; the run is incomplete or "
                          "mixed, rerun it.")
-    centre, scale = _statistics(x, fset.scaling)
+    centre, scale = feat.scaling_statistics(x, fset.scaling)
     z = (x - centre) / scale
     cluster = labels["cluster"].to_numpy(int)
     k = int(cluster.max())
@@ -233,17 +233,6 @@ def _recorded_settings(ds: xr.Dataset, run: Path) -> dict[str, Any]:
             "preprocess": tremor.get("preprocess"), "spectrogram": tremor.get("spectrogram"),
             "features": tremor.get("features"),
             "channels": (tremor.get("preprocess") or {}).get("channels", "stack")}
-
-
-def _statistics(x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale of :func:`seiscluster.tremor.features.standardise`."""
-    if scaling == "robust":
-        centre = np.median(x, axis=0)
-        q75, q25 = np.percentile(x, [75, 25], axis=0)
-        scale = q75 - q25
-    else:
-        centre, scale = x.mean(axis=0), x.std(axis=0)
-    return centre, np.where(scale > 0, scale, 1.0)
 
 
 # --------------------------------------------------------------------------- assignment

@@ -183,15 +183,22 @@ def _flatness(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return logs - arith
 
 
-def standardise(x: np.ndarray, scaling: str) -> np.ndarray:
-    """Columns centred and scaled over the samples (constant columns become 0)."""
+def scaling_statistics(x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of each column over the samples (``zscore``: mean and standard
+    deviation; ``robust``: median and interquartile range); a constant column's scale is 1."""
     if scaling == "robust":
         centre = np.median(x, axis=0)
         q75, q25 = np.percentile(x, [75, 25], axis=0)
         scale = q75 - q25
     else:
         centre, scale = x.mean(axis=0), x.std(axis=0)
-    return (x - centre) / np.where(scale > 0, scale, 1.0)
+    return centre, np.where(scale > 0, scale, 1.0)
+
+
+def standardise(x: np.ndarray, scaling: str) -> np.ndarray:
+    """Columns centred and scaled over the samples (constant columns become 0)."""
+    centre, scale = scaling_statistics(x, scaling)
+    return (x - centre) / scale
 
 
 def block_features(job: spec.Job, starts_ns: np.ndarray, channel: str,
