@@ -98,8 +98,11 @@ def reference_sets(X: np.ndarray, n_refs: int, seed: int) -> np.ndarray:
 
 
 def _reference_log_w(ref: np.ndarray, k: int, n_init: int, seed: int) -> float:
+    """log W_k of one reference set, W_k recomputed from the labels: scikit-learn's inertia
+    sums in an order that depends on its thread count, so a threads and a processes
+    scheduler would differ in the last bits."""
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(ref)
-    return math.log(max(float(km.inertia_), np.finfo(float).tiny))
+    return math.log(max(within_ss(ref, km.labels_), np.finfo(float).tiny))
 
 
 def gap_statistic(
