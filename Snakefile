@@ -19,4 +19,5 @@ rule all:
     input:
         final_outputs(),
         apply_outputs(),
+        compare_outputs(),
     default_target: True

@@ -197,6 +197,26 @@ def sweep_syntax(tmp: Path):
         "key=choice(a,b).")
 
 
+@row
+def trained_run_missing(tmp: Path):
+    from seiscluster.tremor.apply import load_trained
+
+    return lambda: load_trained(tmp / "results" / "old"), (
+        f"apply.run: {tmp / 'results' / 'old'} does not exist (the folder of a finished run, "
+        "e.g. results/default, was expected).")
+
+
+@row
+def compared_run_without_clusters(tmp: Path):
+    from seiscluster.velocity.apply import run_clusters
+
+    (tmp / "results" / "tremor_only").mkdir(parents=True)
+    return lambda: run_clusters(str(tmp / "results" / "tremor_only"), "kmeans"), (
+        f"velocity.compare.run: {tmp / 'results' / 'tremor_only'} has no "
+        "velocity/kmeans/clusters.nc; expected the folder of a finished run whose "
+        "velocity.methods include kmeans (velocity.compare.method).")
+
+
 def spectrogram_store(path: Path, bad: tuple[int, int], value: float) -> Path:
     """A valid 6-window, 2-channel spectrogram stack with one non-finite cell."""
     x = np.random.default_rng(0).normal(size=(6, 2, 4, 5)).astype(np.float32)

@@ -354,6 +354,17 @@ class VelocityPlotConfig:
 
 
 @dataclass
+class CompareConfig:
+    """This run's model against a finished run's clusters (``velocity.stages.compare``);
+    ``run`` null = off."""
+
+    run: str | None = None
+    method: Method = Method.kmeans
+    crop: bool = True
+    max_distance_km: float | None = None
+
+
+@dataclass
 class VelocityConfig:
     methods: list[Method] = field(default_factory=lambda: [Method.kmeans, Method.som])
     source: str = "vmodel"
@@ -363,6 +374,7 @@ class VelocityConfig:
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 @dataclass
@@ -947,6 +959,8 @@ RULES: dict[str, Rule] = {
     "velocity.plot.figsize": numbers_list(number(0, lo_open=True), size=2, null=True,
                                           what="[width, height] in inches, both > 0"),
     "velocity.plot.dpi": integer(10),
+    "velocity.compare.run": text("a finished run's folder", null=True),
+    "velocity.compare.max_distance_km": number(0, lo_open=True, unit=" km", null=True),
     # tremor.preprocess
     "tremor.preprocess.taper": number(0, 0.5),
     "tremor.preprocess.freqmin": number(0, lo_open=True, unit=" Hz", null=True),
@@ -1225,8 +1239,17 @@ def _apply(ap: Mapping[str, Any], cfg: Any) -> str | None:
     return None
 
 
+def _compare(cmp: Mapping[str, Any], cfg: Any) -> str | None:
+    if cmp["run"] is not None and "velocity" not in [_plain(b) for b in cfg["branches"]]:
+        return ("velocity.compare.run: expected null when the velocity branch does not run "
+                f"(branches={[_plain(b) for b in cfg['branches']]}; it compares this run's "
+                f"model), got {cmp['run']!r}.")
+    return None
+
+
 RELATIONS: list[tuple[str, Relation]] = [
     ("apply", _apply),
+    ("velocity.compare", _compare),
     ("data.velocity.example", _example_model),
     ("data.waveforms", _waveforms),
     ("data.waveforms.example", _example_waveforms),

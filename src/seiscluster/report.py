@@ -75,8 +75,11 @@ def caption(report: str, default: str = "") -> str:
     (``seiscluster.stagekeys.Product``): the text of ``workflow/report/<caption>.rst``,
     which Snakemake's report shows too, without its markup; ``default`` for another."""
     name = _captions().get(report)
-    if name is None:
-        return default
+    return default if name is None else rst_caption(name)
+
+
+def rst_caption(name: str) -> str:
+    """The text of ``workflow/report/<name>.rst`` without its markup."""
     text = (workflow_root() / "workflow" / "report" / f"{name}.rst").read_text()
     return " ".join(text.replace("``", "").split())
 
@@ -432,6 +435,20 @@ def apply_section(metrics: str, timeline: str | None, trained_run: str | None) -
     return section("tremor-apply", "Tremor: Monitoring (trained run applied)", parts)
 
 
+def compare_section(metrics: str, figure_path: str | None) -> str:
+    """Model comparison: this run's model in a finished run's clusters
+    (``velocity.compare.run``), the shares that agree and the agreement map."""
+    m = load_json(metrics, "comparison metrics")
+    parts = [note(f"The profiles of this run's model were assigned to the centroids of "
+                  f"{m.get('run')} (velocity.compare.run) over "
+                  f"{m.get('common_depth_min_km', 0):g}-{m.get('common_depth_max_km', 0):g} "
+                  "km, the depths both share; agreement compares that cluster with the "
+                  "finished run's cluster at the nearest node."),
+             metrics_table({k: v for k, v in m.items() if k not in ("model", "run")}),
+             figure(figure_path, "agreement map", rst_caption("velocity_compare"))]
+    return section("velocity-compare", "Velocity: Model comparison", parts)
+
+
 # --------------------------------------------------------------------------- assembly
 
 def write_report(path: str | Path, title: str, sections: Sequence[str], config_yaml: str) -> None:
@@ -481,6 +498,9 @@ def report_stage(
             methods={m: {key[len(m) + 1:]: value for key, value in inputs.items()
                          if key.startswith(f"{m}_")} for m in methods},
             no_elbow_reason=_no_elbow_reason(cfg, methods))
+    if "compare_metrics" in inputs:
+        sections.append(compare_section(inputs["compare_metrics"],
+                                        inputs.get("compare_agreement")))
     if "spectrograms" in inputs:
         sections += tremor_sections(
             spectrograms=inputs["spectrograms"], skipped=inputs["skipped"],

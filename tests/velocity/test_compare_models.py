@@ -156,3 +156,48 @@ def test_a_global_model_is_cropped_to_the_run_region(run):
     far = world.assign_coords(latitude=lat / 10 - 80)  # -89..-71: none in the run's box
     with pytest.raises(InputError, match=r"^world\.nc: no node inside the run's region"):
         apply.crop_to_run(far, clusters, "world.nc")
+
+
+def test_a_missing_or_unfitted_run_is_one_sentence(run, tmp_path):
+    with pytest.raises(InputError, match=r"^velocity\.compare\.run: .*nothere has no "
+                                         r"velocity/kmeans/clusters\.nc; expected the folder"):
+        apply.run_clusters(str(tmp_path / "nothere"), "kmeans")
+    clusters, _, _ = run
+    (tmp_path / "done" / "velocity" / "kmeans").mkdir(parents=True)
+    clusters.to_netcdf(tmp_path / "done" / "velocity" / "kmeans" / "clusters.nc")
+    assert apply.run_clusters(str(tmp_path / "done"), "kmeans").endswith("clusters.nc")
+    with pytest.raises(InputError, match=r"has no velocity/som/clusters\.nc"):
+        apply.run_clusters(str(tmp_path / "done"), "som")
+
+
+def test_compare_needs_the_velocity_branch():
+    from seiscluster.config import compose
+
+    with pytest.raises(InputError, match=r"^velocity\.compare\.run: expected null when the "
+                                         "velocity branch does not run"):
+        compose(["branches=[tremor]", "velocity.compare.run=results/default"])
+
+
+def test_workflow_compares_a_second_model_with_a_finished_run(tmp_path_factory):
+    """Two runs: a base run, then a noisier copy of its model compared with it (products,
+    log line, report section)."""
+    import json
+
+    from workflow_runs import FAST, snakemake
+
+    settings = [*FAST, "velocity.methods=[kmeans]", "velocity.kmeans.n_clusters=4"]
+    workdir = tmp_path_factory.mktemp("compare")
+    proc = snakemake(workdir, settings, run="base")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = snakemake(workdir, [*settings, "data.velocity.example.noise=0.15",
+                               "velocity.compare.run=results/base"], run="other")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = workdir / "results" / "other"
+    metrics = json.loads((out / "velocity" / "compare" / "metrics.json").read_text())
+    assert metrics["model"] == "embedded example model"
+    assert metrics["run"] == "results/base/velocity/kmeans/clusters.nc"
+    assert 0.8 < metrics["fraction_same"] <= 1 and metrics["n_compared"] > 0
+    assert "shared nodes in the same cluster" in (out / "logs" / "velocity_compare.log"
+                                                  ).read_text()
+    assert (out / "velocity" / "compare" / "agreement.png").stat().st_size > 0
+    assert "<section id='velocity-compare'>" in (out / "report.html").read_text()

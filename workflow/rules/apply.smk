@@ -1,5 +1,7 @@
 # Monitoring: a run with `apply.run` set labels its records with that finished run's
-# clustering, without retraining (seiscluster.tremor.apply; helpers in apply_common.smk).
+# clustering, without retraining (seiscluster.tremor.apply); a run with
+# `velocity.compare.run` set assigns its model's profiles to that run's centroids
+# (seiscluster.velocity.stages.compare). Helpers in apply_common.smk.
 
 
 rule tremor_apply:
@@ -31,3 +33,36 @@ rule tremor_apply:
         "../../environment.yml"
     script:
         "../scripts/apply.py"
+
+
+rule velocity_compare:
+    input:
+        unpack(compare_inputs),
+    output:
+        applied=f"{RUN}/velocity/compare/applied.nc",
+        contingency=f"{RUN}/velocity/compare/contingency.csv",
+        metrics=f"{RUN}/velocity/compare/metrics.json",
+        figure=report(
+            f"{RUN}/velocity/compare/agreement.png",
+            caption="../report/velocity_compare.rst",
+            category="Velocity",
+            subcategory="Model comparison",
+        ),
+    log:
+        f"{LOGS}/velocity_compare.log",
+    benchmark:
+        f"{LOGS}/benchmarks/velocity_compare.tsv"
+    params:
+        variable=apply_param("data.velocity.variable"),
+        zrange=apply_param("velocity.profiles.zrange"),
+        spacing=apply_param("velocity.profiles.spacing"),
+        dz=apply_param("velocity.profiles.dz"),
+        crop=apply_param("velocity.compare.crop"),
+        max_distance_km=apply_param("velocity.compare.max_distance_km"),
+        markers=apply_param("velocity.plot.markers"),
+        dpi=apply_param("velocity.plot.dpi"),
+        model_name=compared_model_name,
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/compare.py"

@@ -1,4 +1,4 @@
-# Monitoring helpers (apply.smk runs them): a run with `apply.run` set labels its records
+# Monitoring and model comparison helpers (apply.smk runs them): a run with `apply.run` set labels its records
 # (data.waveforms) with the clustering of that finished run, without retraining
 # (seiscluster.tremor.apply). In results/<run>/apply/, metrics.json and timeline.png are
 # the outputs of tremor_apply; the labels series (labels.csv), the record of labelled days
@@ -8,6 +8,7 @@
 from omegaconf import OmegaConf
 
 from seiscluster.tremor.apply import ApplySettings, load_trained
+from seiscluster.velocity.apply import run_clusters
 
 
 def apply_runs():
@@ -72,3 +73,50 @@ def apply_report_inputs(wildcards):
         return {}
     return {"apply_metrics": f"results/{wildcards.run}/apply/metrics.json",
             "apply_timeline": f"results/{wildcards.run}/apply/timeline.png"}
+
+
+# Model comparison: a run with velocity.compare.run set assigns its model's profiles to
+# that finished run's centroids (seiscluster.velocity.stages.compare); outputs in
+# results/<run>/velocity/compare/.
+COMPARED = ("applied.nc", "contingency.csv", "metrics.json", "agreement.png")
+
+
+def compare_runs():
+    """The runs of this invocation that compare their model with a finished run."""
+    return [name for name, cfg in CONFIGS.items() if cfg.velocity.compare.run]
+
+
+def compared_clusters(run):
+    """The finished run's clusters.nc that a run's model is compared with (checked)."""
+    cmp = config_of(run).velocity.compare
+    return checked(run_clusters, cmp.run, cmp.method.value)
+
+
+for _name in compare_runs():
+    compared_clusters(_name)
+
+
+def compare_outputs():
+    return [f"results/{name}/velocity/compare/{leaf}" for name in compare_runs()
+            for leaf in COMPARED]
+
+
+def compare_inputs(wildcards):
+    """The run's ingested model (its velocity_ingest stage) and the finished run's
+    clusters."""
+    key = KEYS.key(wildcards.run, "velocity_ingest")
+    return {"path": str(rules.velocity_ingest.output.model).format(key=key),
+            "clusters": compared_clusters(wildcards.run)}
+
+
+def compared_model_name(wildcards):
+    """The user's model file (the rule reads its ingested copy), for titles and metrics."""
+    return config_of(wildcards.run).data.velocity.path or "embedded example model"
+
+
+def compare_report_inputs(wildcards):
+    """The comparison products the report shows (none when the run compares nothing)."""
+    if not config_of(wildcards.run).velocity.compare.run:
+        return {}
+    return {f"compare_{Path(leaf).stem}": f"results/{wildcards.run}/velocity/compare/{leaf}"
+            for leaf in ("metrics.json", "agreement.png")}

@@ -5,6 +5,7 @@ rule report:
     input:
         unpack(report_inputs),
         unpack(apply_report_inputs),
+        unpack(compare_report_inputs),
     output:
         report=f"{RUN}/report.html",
     log:

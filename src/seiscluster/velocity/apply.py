@@ -20,6 +20,7 @@ Clusters keep the run's numbers on both sides, so equal labels mean the same clu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,6 +215,18 @@ def open_run(path: str) -> xr.Dataset:
                          f"{' or '.join(missing or ['depth coordinate'])}; give "
                          "results/<run>/velocity/<method>/clusters.nc of a finished run.")
     return run
+
+
+def run_clusters(run: str, method: str) -> str:
+    """The ``clusters.nc`` of ``method`` in the finished run folder ``run``
+    (``velocity.compare``), checked readable; InputError naming the key otherwise."""
+    path = Path(run) / "velocity" / method / "clusters.nc"
+    if not path.is_file():
+        raise InputError(f"velocity.compare.run: {run} has no velocity/{method}/clusters.nc; "
+                         f"expected the folder of a finished run whose velocity.methods "
+                         f"include {method} (velocity.compare.method).")
+    open_run(str(path))
+    return str(path)
 
 
 def km_per_s(units: str) -> float | None:

@@ -318,40 +318,43 @@ def compare(
     format: str = "auto", variable: str | None = None, zrange: Sequence[float] | None = None,
     spacing: int = 1, dz: float | None = None, max_distance_km: float | None = None,
     crop: bool = True, markers: Sequence[Mapping[str, Any]] = (), dpi: int = 120,
+    model_name: str | None = None,
 ) -> None:
     """Another model (``path``; with ``crop`` only its nodes in the run's region), profiled
     with the run's profile settings, assigned to the run's centroids (``clusters``): its
-    labels and the agreement map (``applied``, CF
-    NetCDF), the run x other contingency table (CSV), the shares and ARI (JSON) and the
-    maps (:mod:`seiscluster.velocity.apply`)."""
+    labels and the agreement map (``applied``, CF NetCDF), the run x other contingency
+    table (CSV), the shares and ARI (JSON) and the maps (:mod:`seiscluster.velocity.apply`).
+    ``model_name`` names the model in the outputs (default: ``path``; the workflow passes
+    the user's file, as ``path`` is then its ingested copy)."""
     from seiscluster.plots import velocity as plots
     from seiscluster.velocity import apply
     from seiscluster.velocity.io import open_model, validate_model
     from seiscluster.velocity.profiles import extract_profiles
 
     run = apply.open_run(clusters)
+    name = model_name or str(path)
     start = time.perf_counter()
     model = open_model(path, fmt=format, variable=variable)
     validate_model(model)
     if crop:
-        model = apply.crop_to_run(model, run, path)
+        model = apply.crop_to_run(model, run, name)
     prof = extract_profiles(model, zrange=zrange, spacing=spacing, dz=dz).load()
-    prof = apply.in_run_units(run, prof, clusters, path)
+    prof = apply.in_run_units(run, prof, clusters, name)
     ds, summary = apply.apply_to_model(run, prof, max_distance_km)
     log.info("%s: %d profiles assigned to the %d clusters of %s over %g-%g km; %.1f %% of "
-             "%d shared nodes in the same cluster (ARI %.3f) in %.2f s", path,
+             "%d shared nodes in the same cluster (ARI %.3f) in %.2f s", name,
              prof.sizes["profile"], run.sizes["cluster"], clusters,
              ds.attrs["common_depth_min_km"], ds.attrs["common_depth_max_km"],
              100 * summary["fraction_same"], summary["n_compared"], summary["ari"],
              time.perf_counter() - start)
-    write_netcdf(ds.assign_attrs(source_file=str(path), run_clusters=str(clusters)), applied)
+    write_netcdf(ds.assign_attrs(source_file=name, run_clusters=str(clusters)), applied)
     with atomic_path(contingency) as tmp:
         summary["contingency"].to_csv(tmp)
-    write_json(metrics, {"model": str(path), "run": str(clusters),
+    write_json(metrics, {"model": name, "run": str(clusters),
                          "n_profiles": int(prof.sizes["profile"]),
                          **{k: summary[k] for k in ("n_compared", "fraction_same", "ari")},
                          **{k: ds.attrs[k] for k in ("common_depth_min_km",
                                                      "common_depth_max_km",
                                                      "max_distance_km")}})
-    plots.save(plots.plot_agreement(ds, run, f"{Path(path).name} in the run's clusters",
+    plots.save(plots.plot_agreement(ds, run, f"{Path(name).name} in the run's clusters",
                                     list(markers or ())), figure, dpi)
