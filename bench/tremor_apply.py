@@ -1,10 +1,11 @@
 """Monitoring quality: a trained run's feature clustering applied to later days.
 
-    python bench/tremor_apply.py [--days 14] [--train 10] [--rate 50] [--withheld REGIME|none]
-                                 [--out bench/.cache/tremor_apply] [OVERRIDE ...]
+    python bench/tremor_apply.py [--days 14] [--train 10] [--rate 50] [--seed 0]
+                                 [--withheld REGIME|none] [--out bench/.cache/tremor_apply]
+                                 [OVERRIDE ...]
 
 Generates the embedded synthetic archive (``data.waveforms.example`` with ``days``,
-``sampling_rate`` and, unless ``--withheld none``, ``withheld_regimes: [REGIME]`` for the
+``sampling_rate``, ``seed`` and, unless ``--withheld none``, ``withheld_regimes: [REGIME]`` for the
 first ``train`` days), runs the features stage (the default ``tremor.*``, plus Hydra
 ``OVERRIDE``s) on the first ``train`` day files as the trained run, then
 :func:`seiscluster.tremor.apply.apply` on the remaining day files, non-incrementally, and
@@ -31,6 +32,7 @@ def main() -> None:
     p.add_argument("--days", type=int, default=14)
     p.add_argument("--train", type=int, default=10)
     p.add_argument("--rate", type=float, default=50.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic archive")
     p.add_argument("--withheld", default="harmonic_tremor")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench/.cache/tremor_apply")
@@ -40,7 +42,8 @@ def main() -> None:
     out = Path(a.out)
     t0 = time.perf_counter()
     withheld = [] if a.withheld == "none" else [a.withheld]
-    ex = synthetic.make_example(days=a.days, sampling_rate=a.rate, withheld_regimes=withheld,
+    ex = synthetic.make_example(days=a.days, sampling_rate=a.rate, seed=a.seed,
+                                withheld_regimes=withheld,
                                 withheld_days=a.train if withheld else 0.0)
     files = [str(f) for f in synthetic.write_example(ex, out / "wf", out / "truth.csv")]
     cfg = compose(["data.waveforms.source=files", "data.waveforms.files=[placeholder]",
