@@ -12,10 +12,17 @@ refused.
 
 For each new window (the trained run's window length, step and origin):
 
-- ``nearest``: the nearest training centre (Euclidean, standardised features) and
-  ``distance`` to it;
+- ``nearest``: the nearest training centre (Euclidean, standardised features, as the
+  k-means that made the clusters);
 - ``p_1 .. p_k``: soft assignments, Student's t kernel of DEC (alpha = 1):
   ``q_j ∝ 1 / (1 + d_j**2)``, normalised over the clusters;
+- ``distance``: the window's distance to that centre in the cluster's own spread, a
+  diagonal Mahalanobis distance (root mean square over the features of the difference
+  divided by the cluster's standard deviation of that feature; each variance shrunk by
+  :data:`SHRINKAGE` towards the variance pooled over the clusters, and at least
+  :data:`MIN_SPREAD`): a regime that differs from a cluster only in features that the
+  cluster holds tight (a tremor's spectral peak) is far from it, while differences in
+  features that vary within the cluster count less;
 - ``novel``: ``distance > threshold(nearest)``, where a cluster's threshold is
   ``novelty_factor`` times the ``novelty_quantile`` quantile of its training members'
   distances to it. With the defaults (0.99, 1.5) about none of the training windows is
@@ -60,6 +67,11 @@ DAY_NS = round(spec.DAY * 1e9)
 #: Where a run folder keeps the features stage's products.
 RUN_FEATURES = Path("tremor") / "features"
 DAY_COLUMNS = ["day", "windows", "novel", "processed"]
+#: Share of the pooled within-cluster variance mixed into each cluster's variance (novelty
+#: distance): 0 trusts every cluster's own spread, 1 gives all clusters the pooled one.
+SHRINKAGE = 0.25
+#: Smallest standard deviation of a standardised feature in a cluster (novelty distance).
+MIN_SPREAD = 0.05
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,7 @@ class Trained:
     centre: np.ndarray  # standardisation: (d,) centre and scale of the training features
     scale: np.ndarray
     centres: np.ndarray  # (k, d) cluster centres in standardised features
+    spread: np.ndarray  # (k, d) per-cluster standard deviations of the novelty distance
     thresholds: np.ndarray  # (k,) novelty distance per cluster
     quantiles: np.ndarray  # (k,) the quantile of the training distances per cluster
     sizes: np.ndarray  # (k,) training windows per cluster
@@ -116,7 +129,7 @@ class Trained:
     def fingerprint(self) -> str:
         """Short hash of what decides the labels (a series is only extended by the same)."""
         h = hashlib.sha256()
-        for a in (self.centre, self.scale, self.centres, self.thresholds):
+        for a in (self.centre, self.scale, self.centres, self.spread, self.thresholds):
             h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
         h.update(json.dumps([self.preprocess, self.spectrogram, list(self.names),
                              self.channels_mode], sort_keys=True).encode())
@@ -208,13 +221,29 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
         raise InputError(f"{AKEY}.run: the clusters of {folder / 'labels.csv'} are not "
                          f"numbered 1..{k}; rerun the trained run.")
     centres = np.stack([z[cluster == j].mean(axis=0) for j in range(1, k + 1)])
-    dist = np.linalg.norm(z - centres[cluster - 1], axis=1)
+    spread = cluster_spread(z, cluster, centres)
+    dist = spread_distance(z, centres[cluster - 1], spread[cluster - 1])
     quantiles = np.array([np.quantile(dist[cluster == j], settings.novelty_quantile)
                           for j in range(1, k + 1)])
     return Trained(str(run), dict(recorded.get("waveforms") or {}),
                    dict(recorded["preprocess"]), dict(recorded["spectrogram"]), fset, mode,
-                   channels, names, centre, scale, centres,
+                   channels, names, centre, scale, centres, spread,
                    settings.novelty_factor * quantiles, quantiles, sizes)
+
+
+def cluster_spread(z: np.ndarray, cluster: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(k, d) standard deviation of every feature in every cluster (1-based ``cluster``),
+    its variance shrunk by :data:`SHRINKAGE` towards the pooled within-cluster variance and
+    at least :data:`MIN_SPREAD`."""
+    residual = (z - centres[cluster - 1]) ** 2
+    pooled = residual.mean(axis=0)
+    own = np.stack([residual[cluster == j].mean(axis=0) for j in range(1, len(centres) + 1)])
+    return np.maximum(np.sqrt((1 - SHRINKAGE) * own + SHRINKAGE * pooled), MIN_SPREAD)
+
+
+def spread_distance(z: np.ndarray, centres: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Root mean square over the last axis of ``(z - centres) / spread`` (broadcast)."""
+    return np.sqrt((((z - centres) / spread) ** 2).mean(axis=-1))
 
 
 def _recorded_settings(ds: xr.Dataset, run: Path) -> dict[str, Any]:
@@ -244,7 +273,7 @@ def assign(trained: Trained, x: np.ndarray) -> dict[str, np.ndarray]:
     z = (x - trained.centre) / trained.scale
     d = np.linalg.norm(z[:, None, :] - trained.centres[None, :, :], axis=2)
     nearest = d.argmin(axis=1)
-    distance = d[np.arange(d.shape[0]), nearest]
+    distance = spread_distance(z, trained.centres[nearest], trained.spread[nearest])
     novel = distance > trained.thresholds[nearest]
     q = 1.0 / (1.0 + d ** 2)
     q /= q.sum(axis=1, keepdims=True)
