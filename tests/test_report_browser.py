@@ -126,6 +126,6 @@ def test_report_of_a_workflow_run_of_both_branches(tmp_path_factory, tmp_path):
     overrides = [o for o in FAST + TREMOR_FAST if not o.startswith("branches=")]
     run = completed_run(tmp_path_factory, [*overrides, "branches=[velocity,tremor]"])
     result = browser_check(run / "report.html", tmp_path)
-    assert len(result["images"]) == 6 + 8  # velocity and tremor figures, all embedded
+    assert len(result["images"]) == 6 + 9  # velocity, tremor and feature figures, embedded
     assert [s["id"] for s in result["sections"]][-1] == "config"
     assert not problems(result)
