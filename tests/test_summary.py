@@ -101,6 +101,22 @@ def test_one_row_per_run_with_swept_values_and_results(sweep):
     assert d["tremor_dec_final_delta_label"] == 0.0125
 
 
+def test_warnings_of_every_product_in_one_column(sweep):
+    runs, results = sweep
+    warned = {"code": "k_at_bound", "message": "k=3 is the scan's lower bound"}
+    choice = json.loads((results / "a/velocity/elbow/choice.json").read_text())
+    write(results / "a/velocity/elbow/choice.json", {**choice, "warnings": [warned]})
+    som = json.loads((results / "a/velocity/som/metrics.json").read_text())
+    write(results / "a/velocity/som/metrics.json", {**som, "warnings": [
+        {"code": "high_topographic_error", "message": "0.3 > 0.2"},
+        {"code": "small_cluster", "message": "cluster 2 has 1 member"}]})
+    table = summarise_runs(runs).set_index("run")
+    assert table.loc["a", "warnings"] == ("velocity elbow: k_at_bound; velocity som: "
+                                          "high_topographic_error; velocity som: small_cluster")
+    assert table.loc["a", "n_warnings"] == 3
+    assert (table.loc["b", "warnings"], table.loc["b", "n_warnings"]) == ("", 0)
+
+
 def test_missing_files_leave_empty_cells(sweep):
     runs, _ = sweep
     table = summarise_runs(runs).set_index("run")

@@ -12,6 +12,8 @@ cells empty (NaN). The table's result columns are fixed, so that sweeps compare:
   ``tremor/dec/history.csv``);
 - ``<labels>_ari_vs_first``: the adjusted Rand index of the run's labels against those of
   the first run that has them (1 for that run), when both label the same samples;
+- ``warnings``: every warning of the run's choices and fits (:mod:`seiscluster.diagnostics`),
+  ``<product>: <code>`` joined by ``; `` (products in :data:`WARNED`), and ``n_warnings``;
 - ``time_<rule>_s``: wall time of each rule, from Snakemake's benchmark files
   ``logs/benchmarks/<rule>.tsv`` (mean of the column ``s`` over repeats).
 """
@@ -50,6 +52,16 @@ LABELS = {
     "tremor_dec": "tremor/dec/labels.csv",
     "tremor_features": "tremor/features/labels.csv",
 }
+#: Products whose ``warnings`` list the table gathers: name in the cell -> file in the run.
+WARNED = {
+    "velocity elbow": "velocity/elbow/choice.json",
+    "velocity kmeans": "velocity/kmeans/metrics.json",
+    "velocity som": "velocity/som/metrics.json",
+    "tremor kscan": "tremor/kscan/choice.json",
+    "tremor dec": "tremor/dec/metrics.json",
+    "tremor features scan": "tremor/features/choice.json",
+    "tremor features": "tremor/features/metrics.json",
+}
 #: Columns of a labels file that are not the sample's key.
 NOT_KEYS = ("cluster", "max_assignment", "distance")
 BENCHMARKS = "logs/benchmarks"
@@ -71,7 +83,8 @@ def summarise_runs(runs: list[dict]) -> pd.DataFrame:
         folder = Path(run["folder"])
         rows.append({"run": run["name"],
                      **{key: _cell(value) for key, value in run.get("overrides", {}).items()},
-                     **_velocity_results(folder), **_tremor_results(folder)})
+                     **_velocity_results(folder), **_tremor_results(folder),
+                     **_warnings(folder)})
     frame = pd.DataFrame(rows)
     for prefix, relative in LABELS.items():
         frame[f"{prefix}_ari_vs_first"] = _ari_vs_first(
@@ -122,6 +135,18 @@ def _tremor_results(folder: Path) -> dict[str, Any]:
             raise InputError(f"{history} has no delta_label column.")
         delta = float(frame["delta_label"].iloc[-1]) if len(frame) else np.nan
     return out | {"tremor_dec_final_delta_label": delta}
+
+
+def _warnings(folder: Path) -> dict[str, Any]:
+    """The run's warnings as one cell (``<product>: <code>; ...``) and their count; empty
+    cells when the run has none of the products that carry warnings."""
+    present = [(name, folder / relative) for name, relative in WARNED.items()
+               if (folder / relative).is_file()]
+    if not present:
+        return {"warnings": np.nan, "n_warnings": np.nan}
+    found = [f"{name}: {w.get('code', '?')}" for name, path in present
+             for w in load_json(path).get("warnings") or []]
+    return {"warnings": "; ".join(found), "n_warnings": len(found)}
 
 
 def _labels(path: Path) -> pd.Series | None:
