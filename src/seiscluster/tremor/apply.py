@@ -365,18 +365,16 @@ def _apply(
     files: Sequence[str] | None, timeline: str | None, truth: str | None, threads: int,
     compute: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    from seiscluster.tremor.stages import check_config
-    from seiscluster.tremor.waveforms import open_source, read_inventory
+    from seiscluster.tremor.stages import open_records
 
     if isinstance(files, str):
         files = [files]
     settings = ApplySettings.from_config(apply)
     trained = load_trained(run, settings)
     # the trained run's settings, the new records' source
-    waveforms, prep, spec_settings = check_config(waveforms, trained.preprocess,
-                                                  trained.spectrogram, files)
     start = time.perf_counter()
-    source = open_source(waveforms, files)
+    rec = open_records(waveforms, trained.preprocess, trained.spectrogram, files)
+    source, spec_settings = rec.source, rec.settings
     channels = tuple(source.channels)
     if trained.channels_mode == "stack" and len(channels) != len(trained.channels):
         raise InputError(f"{AKEY}: the trained run {run} stacks {len(trained.channels)} "
@@ -385,8 +383,7 @@ def _apply(
     if trained.channels_mode == "stack" and channels != trained.channels:
         log.warning("new channels %s stand for the trained %s, in this order",
                     ", ".join(channels), ", ".join(trained.channels))
-    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
-    job = feat.prepare(source, prep, spec_settings, trained.features, inventory)
+    job = feat.prepare(source, rec.prep, spec_settings, trained.features, rec.inventory)
     starts = spec.source_window_starts(source, spec_settings)
     day_of = (starts // DAY_NS) * DAY_NS
     all_days = np.unique(day_of)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from seiscluster.tremor import spectrogram as spec
 from seiscluster.tremor import synthetic
 from seiscluster.tremor.waveforms import (
     Preprocess,
+    Source,
     check_waveforms,
     open_source,
     read_inventory,
@@ -65,6 +66,29 @@ def check_config(
     return wf, prep, settings
 
 
+class Records(NamedTuple):
+    """The records a stage reads and how: the checked settings, the open source and the
+    instrument response (None unless the response is removed)."""
+
+    waveforms: dict[str, Any]
+    prep: Preprocess
+    settings: spec.SpectrogramSettings
+    source: Source
+    inventory: Any
+
+
+def open_records(
+    waveforms: Mapping[str, Any], preprocess: Mapping[str, Any],
+    spectrogram: Mapping[str, Any], files: Sequence[str] | None = None,
+) -> Records:
+    """:func:`check_config`, then the waveform source and, when the response is removed,
+    the StationXML inventory."""
+    wf, prep, settings = check_config(waveforms, preprocess, spectrogram, files)
+    source = open_source(wf, files)
+    inventory = read_inventory(wf.get("stationxml")) if prep.remove_response else None
+    return Records(wf, prep, settings, source, inventory)
+
+
 def make_example(*, waveforms: str, truth: str, example: Mapping[str, Any],
                  window_length: float = 3600.0) -> None:
     """Write the embedded synthetic records (day-long miniSEED files) and ``truth.csv``."""
@@ -91,16 +115,15 @@ def spectrograms(
     one dask task per block of days and channel on the ``compute`` section's scheduler."""
     if isinstance(files, str):
         files = [files]
-    wf, prep, settings = check_config(waveforms, preprocess, spectrogram, files)
     start = time.perf_counter()
-    source = open_source(waveforms, files)
+    rec = open_records(waveforms, preprocess, spectrogram, files)
+    source = rec.source
     log.info("source %s: %s, %s - %s", source.description, ", ".join(
         f"{ch} ({source.sampling_rates[ch]:g} Hz)" for ch in source.channels),
         spec.utc(source.start_ns), spec.utc(source.end_ns))
-    inventory = read_inventory(wf["stationxml"]) if prep.remove_response else None
     config = {"waveforms": dict(waveforms)}
-    table = spec.build_store(source, prep, settings, spectrograms, threads=threads,
-                             inventory=inventory, config=config, compute=compute)
+    table = spec.build_store(source, rec.prep, rec.settings, spectrograms, threads=threads,
+                             inventory=rec.inventory, config=config, compute=compute)
     with atomic_path(skipped) as tmp:
         table.to_csv(tmp, index=False)
     for row in table.itertuples():
@@ -117,12 +140,9 @@ def store_job(spectrograms: str, files: Sequence[str] | None = None) -> spec.Job
     if not {"waveforms", "preprocess", "spectrogram"} <= set(settings):
         raise InputError(f"{spectrograms} records no waveform settings (attribute "
                          "'settings'); it was not written by the spectrogram stage.")
-    waveforms, prep, spec_settings = check_config(settings["waveforms"],
-                                                  settings["preprocess"],
-                                                  settings["spectrogram"], files)
-    source = open_source(waveforms, files)
-    inventory = read_inventory(waveforms.get("stationxml")) if prep.remove_response else None
-    return spec.prepare_job(source, prep, spec_settings, inventory)
+    rec = open_records(settings["waveforms"], settings["preprocess"],
+                       settings["spectrogram"], files)
+    return spec.prepare_job(rec.source, rec.prep, rec.settings, rec.inventory)
 
 
 def spectrogram_figures(*, spectrograms: str, overview: str, examples: str,
@@ -164,12 +184,11 @@ def features(
         files = [files]
     kscan, thresholds = section("tremor.kscan", kscan), diag.settings(diagnostics)
     channels = section("tremor.preprocess", {"channels": channels})["channels"]
-    wf, prep, settings = check_config(waveforms, preprocess, spectrogram, files)
     fset = feat.FeatureSettings.from_config(features)
     start = time.perf_counter()
-    source = open_source(waveforms, files)
-    inventory = read_inventory(wf["stationxml"]) if prep.remove_response else None
-    job = feat.prepare(source, prep, settings, fset, inventory)
+    rec = open_records(waveforms, preprocess, spectrogram, files)
+    source, settings = rec.source, rec.settings
+    job = feat.prepare(source, rec.prep, settings, fset, rec.inventory)
     starts = spec.source_window_starts(source, settings)
     cfg = compute_settings(compute)
     per_block = max(1, round(cfg.spectrogram_block_days * spec.DAY / settings.window_step))
@@ -225,8 +244,8 @@ def features(
                          settings)
     # what a later application to new records needs (seiscluster.tremor.apply)
     ds.attrs["settings"] = json.dumps(spec._jsonable({
-        "waveforms": dict(waveforms), "preprocess": asdict(prep), "spectrogram": asdict(settings),
-        "features": asdict(fset), "channels": channels}))
+        "waveforms": dict(waveforms), "preprocess": asdict(rec.prep),
+        "spectrogram": asdict(settings), "features": asdict(fset), "channels": channels}))
     write_netcdf(ds, table)
     sizes = np.bincount(cluster, minlength=k + 1)[1:]
     scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(k),
