@@ -229,7 +229,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--usps", type=Path, default=DEFAULT_USPS)
     ap.add_argument("--autoencoder", choices=("dense", "conv"), default="dense")
-    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--methods", default=",".join(ALL_METHODS),
                     help="comma-separated, among " + ", ".join(ALL_METHODS))
     ap.add_argument("--seed", type=int, nargs="+", default=[0, 1, 2])
