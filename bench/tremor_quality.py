@@ -2,6 +2,7 @@
 
     python bench/tremor_quality.py [--archives default,second,heldout] [--reps all]
                                    [--autoencoder] [--threads 2]
+                                   [--methods kmeans,gmm,agglomerative,umap_gmm]
 
 For each synthetic archive (``data.waveforms.example`` settings below; generated once into
 ``bench/.cache/tremor_quality/<archive>/``, not timed) and each representation, the number
@@ -22,6 +23,9 @@ on the windows at least 90 % inside one regime (``ari_pure``), and the wall time
 - with ``--autoencoder``: ``autoencoder:<pooling>``, the default run's autoencoder
   (``tremor=example`` schedule) trained on those spectrograms and its embeddings' k scan
   (minutes each).
+
+The spectrogram and autoencoder embeddings are clustered at the scan's k by every method
+of ``tremor.cluster`` (``--methods``; one row each, the time is the representation's).
 
 Archives: ``default`` (the embedded example, seed 0) and ``second`` (other seed, rates,
 amplitudes, days and sampling rate) were used while choosing the defaults; ``heldout``
@@ -47,6 +51,7 @@ from sklearn.decomposition import PCA
 
 from seiscluster.config import compose, to_container
 from seiscluster.tremor import stages, synthetic
+from seiscluster.tremor.cluster import METHODS, EmbeddingClusterer
 from seiscluster.tremor.kscan import kscan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +148,10 @@ def scan(z: np.ndarray, cfg, threads: int):
                  criterion=ks["criterion"], seed=int(cfg.seed), n_jobs=threads)
 
 
-def evaluate(rep: str, files: Path, truth: Path, work: Path, threads: int) -> dict:
+def evaluate(rep: str, files: Path, truth: Path, work: Path, threads: int,
+             methods: list[str]) -> list[dict]:
+    """Rows of one representation: one per clustering method where it clusters an
+    embedding (spectrogram, autoencoder), one k-means row otherwise."""
     kind, _, arg = rep.partition(":")
     if kind == "baseline":
         cfg = config(files)
@@ -154,14 +162,15 @@ def evaluate(rep: str, files: Path, truth: Path, work: Path, threads: int) -> di
         z = (x - x.mean(0)) / x.std(0)
         labels = KMeans(4, n_init=20, random_state=0).fit_predict(z)
         chosen = scan(z, cfg, threads).n_clusters
-        return {"k": f"4 (CH: {chosen})", **score(labels, ds["window"].values, truth)}
+        return [{"method": "kmeans", "k": f"4 (CH: {chosen})",
+                 **score(labels, ds["window"].values, truth)}]
     if kind == "features":
         over = [f"tremor.features.{FEATURE_KEYS[key]}={value.replace('+', ',')}"
                 if key == "sets" else f"tremor.features.{FEATURE_KEYS[key]}={value}"
                 for key, _, value in (part.partition("=") for part in arg.split(",") if part)]
         over = [f"{o.split('=')[0]}=[{o.split('=')[1]}]" if ".sets=" in o else o
                 for o in over]
-        return run_features(files, truth, work, over, threads)
+        return [{"method": "kmeans", **run_features(files, truth, work, over, threads)}]
     if kind in ("spectrogram", "autoencoder"):
         over = [f"tremor.spectrogram.pooling={arg}", "tremor.spectrogram.fmax=15.0"]
         cfg = config(files, *over)
@@ -173,9 +182,16 @@ def evaluate(rep: str, files: Path, truth: Path, work: Path, threads: int) -> di
         else:
             z = embed(work, cfg, threads)
         res = scan(z, cfg, threads)
-        return {"k": res.n_clusters,
-                **score(res.fits[res.n_clusters].labels, windows, truth)}
+        return [{"method": method, "k": res.n_clusters, **score(labels, windows, truth)}
+                for method, labels in cluster(z, res, methods, int(cfg.seed)).items()]
     raise SystemExit(f"unknown representation {rep!r}")
+
+
+def cluster(z: np.ndarray, res, methods: list[str], seed: int) -> dict[str, np.ndarray]:
+    """Labels of every ``tremor.cluster`` method at the scan's k (k-means: the scan's)."""
+    return {method: res.fits[res.n_clusters].labels if method == "kmeans" else
+            EmbeddingClusterer(method, res.n_clusters, seed=seed).fit(z).labels_
+            for method in methods}
 
 
 def embed(work: Path, cfg, threads: int) -> np.ndarray:
@@ -192,6 +208,7 @@ def embed(work: Path, cfg, threads: int) -> np.ndarray:
     deep_stages.embed_kscan(spectrograms=str(work / "spectrograms.zarr"),
                             best=str(work / "best.ckpt"), embeddings=str(work / "emb.nc"),
                             scan=str(work / "scan.csv"), choice=str(work / "choice.json"),
+                            clusters=str(work / "clusters"),
                             kscan=to_container(cfg.tremor.kscan), channels="stack",
                             seed=int(cfg.seed), threads=threads)
     with xr.open_dataset(work / "emb.nc") as emb:
@@ -204,7 +221,11 @@ def main() -> None:
     ap.add_argument("--reps", default="all", help="';'-separated representations, or all")
     ap.add_argument("--autoencoder", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="clusterings of the spectrogram and autoencoder embeddings, among "
+                    + ", ".join(METHODS))
     args = ap.parse_args()
+    methods = args.methods.split(",")
     reps = REPS if args.reps == "all" else args.reps.split(";")
     if args.autoencoder:
         reps = [*reps, "autoencoder:mean", "autoencoder:max"]
@@ -218,12 +239,14 @@ def main() -> None:
         for rep in reps:
             work = CACHE / name / "runs" / rep.replace(":", "_").replace(",", "+")
             start = time.perf_counter()
-            res = evaluate(rep, files, truth, work, args.threads)
-            row = {"archive": name, "representation": rep, **res,
-                   "seconds": round(time.perf_counter() - start, 1)}
-            rows.append(row)
-            print(f"{name:8s} {rep:40s} k={res['k']!s:10s} ARI={res['ari']:.3f} "
-                  f"ARI(pure)={res['ari_pure']:.3f} {row['seconds']:7.1f} s", flush=True)
+            found = evaluate(rep, files, truth, work, args.threads, methods)
+            seconds = round(time.perf_counter() - start, 1)
+            for res in found:
+                rows.append({"archive": name, "representation": rep, **res,
+                             "seconds": seconds})
+                print(f"{name:8s} {rep:40s} {res['method']:14s} k={res['k']!s:10s} "
+                      f"ARI={res['ari']:.3f} ARI(pure)={res['ari_pure']:.3f} {seconds:7.1f} s",
+                      flush=True)
     table = pd.DataFrame(rows)
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -225,3 +225,20 @@ def test_bad_provenance_is_an_input_error(products, tmp_path):
         report_stage(report=str(tmp_path / "r.html"), config=products["config"],
                      provenance=str(bad))
     assert not (tmp_path / "r.html").exists()
+
+
+def test_cluster_lead_names_the_method_and_embeds_the_dendrogram(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from seiscluster.report import cluster_lead
+
+    assert cluster_lead({"n_clusters": 4, "method": "kmeans"}, str(tmp_path)) == []
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(tmp_path / "dendrogram.png")
+    plt.close(fig)
+    choice = {"n_clusters": 4, "method": "agglomerative", "cluster_seconds": 0.5,
+              "cluster": {"method": "agglomerative", "linkage": "ward"}}
+    lead = cluster_lead(choice, str(tmp_path))
+    assert "agglomerative (linkage ward)" in lead[0] and "k=4" in lead[0]
+    assert len(lead) == 2 and "<img" in lead[1]
+    assert len(cluster_lead({**choice, "method": "gmm"}, str(tmp_path / "none"))) == 1

@@ -183,6 +183,29 @@ class PrimaryLabels(str, Enum):
     dec = "dec"
 
 
+class ClusterMethod(str, Enum):
+    """``tremor.cluster.method`` (:data:`seiscluster.tremor.cluster.METHODS`)."""
+
+    kmeans = "kmeans"
+    gmm = "gmm"
+    agglomerative = "agglomerative"
+    umap_gmm = "umap_gmm"
+
+
+class CovarianceType(str, Enum):
+    full = "full"
+    tied = "tied"
+    diag = "diag"
+    spherical = "spherical"
+
+
+class Linkage(str, Enum):
+    ward = "ward"
+    complete = "complete"
+    average = "average"
+    single = "single"
+
+
 class Activation(str, Enum):
     """``tremor.model.activation`` (``seiscluster.tremor.autoencoder.ACTIVATIONS``)."""
 
@@ -450,6 +473,18 @@ class KScanConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Clustering of the embedding at the chosen k, which DEC starts from."""
+
+    method: ClusterMethod = ClusterMethod.kmeans
+    covariance_type: CovarianceType = CovarianceType.full
+    linkage: Linkage = Linkage.ward
+    n_neighbors: int = 10
+    n_components: int = 10
+    min_dist: float = 0.0
+
+
+@dataclass
 class FeaturesConfig:
     """Interpretable per-window features (``seiscluster.tremor.features``)."""
 
@@ -502,6 +537,7 @@ class TremorConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     kscan: KScanConfig = field(default_factory=KScanConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     primary_labels: PrimaryLabels = PrimaryLabels.dec
     dec: DecConfig = field(default_factory=DecConfig)
@@ -1006,6 +1042,10 @@ RULES: dict[str, Rule] = {
     "tremor.kscan.k_max": integer(2),
     "tremor.kscan.n_init": COUNT,
     "tremor.kscan.n_clusters": integer(2, null=True),
+    # tremor.cluster
+    "tremor.cluster.n_neighbors": integer(2),
+    "tremor.cluster.n_components": COUNT,
+    "tremor.cluster.min_dist": number(0),
     # tremor.features
     "tremor.features.frame_seconds": number(0, lo_open=True, unit=" s"),
     "tremor.features.bands": Rule("a non-empty list of [low, high] frequency bands in Hz "

@@ -314,12 +314,13 @@ def tremor_sections(
     kscan_choice: str | None = None, dec_metrics: str | None = None,
     dec_history: str | None = None, features_choice: str | None = None,
     features_metrics: str | None = None, features_kscan: str | None = None,
-    labels: str | None = None,
+    labels: str | None = None, cluster_figures: str | None = None,
 ) -> list[str]:
-    """Sections of the tremor branch: spectrograms, skipped windows, training, k scan,
-    DEC metrics, the interpretable features beside the embedding, t-SNE, clusters over
-    time and per-cluster examples."""
-    kscan_lead = k_choice(load_json(kscan_choice, "k-scan choice")) if kscan_choice else []
+    """Sections of the tremor branch: spectrograms, skipped windows, training, k scan (and
+    the clustering of the embedding DEC starts from), DEC metrics, the interpretable
+    features beside the embedding, t-SNE, clusters over time and per-cluster examples."""
+    choice = load_json(kscan_choice, "k-scan choice") if kscan_choice else None
+    kscan_lead = [*k_choice(choice), *cluster_lead(choice, cluster_figures)] if choice else []
     parts = [
         figure_section(SPECTROGRAM_SECTION, figures, [note(spectrogram_summary(spectrograms))]),
         skipped_section(skipped),
@@ -333,6 +334,25 @@ def tremor_sections(
     other = tuple(name for name in figures if name not in TREMOR_FIGURES)
     if other:
         parts.append(figure_section(("tremor-other", "Tremor: Other figures", other), figures))
+    return parts
+
+
+def cluster_lead(choice: Mapping[str, Any], folder: str | None) -> list[str]:
+    """The ``tremor.cluster`` method of the embedding at the chosen k (nothing for the
+    scan's k-means), with its dendrogram where there is one."""
+    method = choice.get("method", "kmeans")
+    if method == "kmeans":
+        return []
+    settings = ", ".join(f"{key} {value}" for key, value in choice.get("cluster", {}).items()
+                         if key != "method")
+    parts = [note(f"At k={choice['n_clusters']} the embedding was clustered by {method} "
+                  f"({settings}) in {choice.get('cluster_seconds', float('nan')):.2f} s; "
+                  "DEC / IDEC start from the means of its clusters.")]
+    dendrogram = Path(folder, "dendrogram.png") if folder else None
+    if dendrogram is not None and dendrogram.exists():
+        parts.append(figure(dendrogram, "dendrogram", "Agglomerative clustering of the "
+                            "embedding: the top of the merge tree; the dashed line cuts it "
+                            "into k clusters."))
     return parts
 
 
@@ -510,7 +530,8 @@ def report_stage(
             dec_history=inputs.get("dec_history"),
             features_choice=inputs.get("features_choice"),
             features_metrics=inputs.get("features_metrics"),
-            features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"))
+            features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"),
+            cluster_figures=inputs.get("cluster_figures"))
     if "apply_metrics" in inputs:
         sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
                                       (cfg.get("apply") or {}).get("run")))

@@ -255,13 +255,15 @@ STAGES: dict[str, Stage] = {
     ),
     "tremor_embed_kscan": Stage(
         function="seiscluster.tremor.deep_stages:embed_kscan",
-        reads={"kscan": "tremor.kscan", "diagnostics": "diagnostics", **_SEEDED},
+        reads={"kscan": "tremor.kscan", "cluster": "tremor.cluster",
+               "diagnostics": "diagnostics", **_SEEDED},
         folder="tremor/kscan", upstream=("tremor_spectrograms", "tremor_pretrain"),
         branch="tremor", parallel=True,
         inputs={"spectrograms": "tremor_spectrograms.spectrograms",
                 "best": "tremor_pretrain.best"},
         outputs={"embeddings": Product("embeddings.nc"), "scan": Product("kscan.csv"),
-                 "choice": Product("choice.json", report="kscan_choice")},
+                 "choice": Product("choice.json", report="kscan_choice"),
+                 "clusters": Product("clusters/", report="cluster_figures")},
     ),
     "tremor_finetune": Stage(
         function="seiscluster.tremor.deep_stages:finetune",

@@ -70,11 +70,13 @@ def run_pretrain(spec: Path, out: Path, channels: str = "stack", **pre) -> None:
                 threads=1)
 
 
-def run_embed(spec: Path, out: Path, channels: str = "stack", **ks) -> None:
+def run_embed(spec: Path, out: Path, channels: str = "stack", cluster: dict | None = None,
+              **ks) -> None:
     st.embed_kscan(spectrograms=str(spec), best=str(out / "best.ckpt"),
                    embeddings=str(out / "emb.nc"), scan=str(out / "scan.csv"),
-                   choice=str(out / "choice.json"), kscan={**KSCAN, **ks}, channels=channels,
-                   seed=0, threads=1)
+                   choice=str(out / "choice.json"), clusters=str(out / "clusters"),
+                   kscan={**KSCAN, **ks}, cluster=cluster, channels=channels, seed=0,
+                   threads=1)
 
 
 def run_finetune(spec: Path, out: Path, channels: str = "stack", tag: str = "") -> None:
@@ -187,6 +189,30 @@ def test_same_seed_same_labels(pipeline, spec, tmp_path):
     assert (tmp_path / "labels.csv").read_text() == (pipeline / "labels.csv").read_text()
     with xr.open_dataset(tmp_path / "asg.nc") as a, xr.open_dataset(pipeline / "asg.nc") as b:
         np.testing.assert_array_equal(a["assignment"].values, b["assignment"].values)
+
+
+@pytest.mark.parametrize("method", ["gmm", "agglomerative"])
+def test_cluster_method_starts_dec(pipeline, spec, tmp_path, method):
+    (tmp_path / "best.ckpt").write_bytes((pipeline / "best.ckpt").read_bytes())
+    run_embed(spec, tmp_path, cluster={"method": method})
+    run_finetune(spec, tmp_path)
+    choice = json.loads((tmp_path / "choice.json").read_text())
+    k = choice["n_clusters"]
+    assert choice["method"] == method and choice["cluster"]["method"] == method
+    scan = pd.read_csv(tmp_path / "scan.csv")
+    assert ({"bic", "aic"} <= set(scan)) == (method == "gmm")
+    assert (tmp_path / "clusters" / "dendrogram.png").exists() == (method == "agglomerative")
+    with xr.open_dataset(tmp_path / "emb.nc") as emb:
+        assert emb.attrs["cluster_method"] == method
+        valid = emb["valid"].values
+        labels = emb["cluster_label"].values[valid]
+        assert set(labels) == set(range(1, k + 1))
+        assert emb["cluster_centroid"].shape == (k, 4)
+        if method == "gmm":
+            p = emb["cluster_probability"].values[valid]
+            np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+            np.testing.assert_array_equal(p.argmax(1) + 1, labels)
+    assert pd.read_csv(tmp_path / "labels.csv")["cluster"].between(1, k).all()
 
 
 def test_separate_mode_has_one_sample_per_valid_channel_window(spec, tmp_path):

@@ -172,6 +172,14 @@ class ConvAutoencoder(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """What encodes (DEC trains it): the convolutions and the layer to the embedding."""
+        return [*self.encoder_convs.parameters(), *self.to_latent.parameters()]
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """What decodes (IDEC trains it too)."""
+        return [*self.from_latent.parameters(), *self.decoder_convs.parameters()]
+
     def encode(self, x: Tensor) -> Tensor:
         """Embedding of a batch ``(n, channels, height, width)`` -> ``(n, latent_dim)``."""
         x = x.flip((-2, -1))

@@ -177,11 +177,8 @@ def _batches(n: int, batch_size: int, seed: int):
 def trained_parameters(model: DECModel, reconstruct: bool) -> list[nn.Parameter]:
     """What fine-tuning trains: the centres and the encoder (DEC), and the decoder (IDEC)."""
     ae = model.autoencoder
-    params = [*model.assignment.parameters(), *ae.encoder_convs.parameters(),
-              *ae.to_latent.parameters()]
-    if reconstruct:
-        params += [*ae.from_latent.parameters(), *ae.decoder_convs.parameters()]
-    return params
+    params = [*model.assignment.parameters(), *ae.encoder_parameters()]
+    return params + ae.decoder_parameters() if reconstruct else params
 
 
 def _predict_all(model: nn.Module, x: Tensor, batch_size: int,

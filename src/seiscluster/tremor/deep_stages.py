@@ -268,6 +268,12 @@ def _samples_dataset(samples, variables: dict[str, tuple[tuple[str, ...], np.nda
     return ds
 
 
+def _initial(emb: xr.Dataset) -> str:
+    """Prefix of the clustering DEC starts from: ``cluster`` (``tremor.cluster``) or
+    ``kmeans`` (the scan's, for the method ``kmeans``)."""
+    return "cluster" if "cluster_label" in emb else "kmeans"
+
+
 def _gather(samples, grid: np.ndarray) -> np.ndarray:
     """Per-sample values from a (window[, channel], ...) grid (inverse of to_grid)."""
     if samples.mode == "stack":
@@ -311,12 +317,19 @@ def embed_kscan(
     kscan: Mapping[str, Any],
     channels: str,
     seed: int,
+    clusters: str,
+    cluster: Mapping[str, Any] | None = None,
     threads: int = 1,
     diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Embeddings of every sample, the k-means scan over k (with stability and gap
-    scores), and the chosen k with its ``warnings`` (:mod:`seiscluster.diagnostics`)."""
+    scores), the chosen k with its ``warnings`` (:mod:`seiscluster.diagnostics`), and the
+    clustering of ``tremor.cluster`` at that k (DEC's start; the scan's k-means when its
+    method is ``kmeans``): labels, centres and GMM posterior probabilities in
+    ``embeddings``, BIC / AIC per k in ``scan`` (Gaussian mixtures), the dendrogram of the
+    agglomerative clustering in the folder ``clusters``."""
     ks, thresholds = section("tremor.kscan", kscan), diag.settings(diagnostics)
+    cl = section("tremor.cluster", cluster)
     channels = section("tremor.preprocess", {"channels": channels})["channels"]
     samples = _load(spectrograms, channels)
     import torch
@@ -339,8 +352,8 @@ def embed_kscan(
     t_scan = time.perf_counter() - start
     log.info("k scan %d..%d (n_init %d) in %.2f s; %s", ks["k_min"], ks["k_max"], ks["n_init"],
              t_scan, result.message)
-    fit = result.fits[result.n_clusters]
-    order = order_by_power(samples.x, fit.labels, result.n_clusters)
+    k, fit = result.n_clusters, result.fits[result.n_clusters]
+    order = order_by_power(samples.x, fit.labels, k)
     new = np.empty_like(order)
     new[order] = np.arange(order.size)
     ds = _samples_dataset(
@@ -348,17 +361,65 @@ def embed_kscan(
         {"embedding": (("latent",), z), "kmeans_label": ((), new[fit.labels] + 1)},
         coords={"latent": np.arange(z.shape[1]), "cluster": np.arange(1, order.size + 1)},
         attrs={"title": "autoencoder embeddings and k-means of the chosen k",
-               "n_clusters": int(result.n_clusters), "criterion": result.criterion,
+               "n_clusters": int(k), "criterion": result.criterion,
                "message": result.message, "channel_mode": samples.mode, "checkpoint": str(best),
                "kmeans_n_init": ks["n_init"], "seed": int(seed)},
     )
     ds["kmeans_centroid"] = (("cluster", "latent"), fit.centres[order])
     ds["kmeans_label"].attrs = {"long_name": "k-means cluster (1-based, by mean power "
                                 "ascending); 0: no sample"}
+    labels, extra = new[fit.labels] + 1, {}
+    Path(clusters).mkdir(parents=True, exist_ok=True)
+    if cl["method"] != "kmeans":
+        start = time.perf_counter()
+        labels, extra = _cluster_embedding(ds, samples, z, k, cl, ks, result, seed, clusters)
+        extra["cluster_seconds"] = round(time.perf_counter() - start, 3)
+        log.info("%s of the embeddings into %d clusters in %.2f s", cl["method"], k,
+                 extra["cluster_seconds"])
     write_netcdf(ds, embeddings)
-    write_scan(result, ks, new[fit.labels] + 1, thresholds, scan, choice,
+    write_scan(result, ks, labels, thresholds, scan, choice,
                "tremor k-means scan", n_samples=samples.n, embed_seconds=round(t_embed, 3),
-               scan_seconds=round(t_scan, 3))
+               scan_seconds=round(t_scan, 3), method=cl["method"], **extra)
+
+
+def _cluster_embedding(ds: xr.Dataset, samples, z: np.ndarray, k: int, cl: Mapping[str, Any],
+                       ks: Mapping[str, Any], result: Any, seed: int,
+                       clusters: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``tremor.cluster`` clustering of ``z`` at ``k`` into ``ds`` (``cluster_*``
+    variables, ordered by power as k-means), BIC / AIC columns into the scan's table,
+    the dendrogram into ``clusters``; its 1-based labels and the choice's extra keys."""
+    from seiscluster.tremor.cluster import (
+        EmbeddingClusterer,
+        dendrogram_figure,
+        information_criteria,
+    )
+
+    model = EmbeddingClusterer(
+        cl["method"], k, n_init=ks["n_init"], seed=int(seed),
+        **{key: cl[key] for key in ("covariance_type", "linkage", "n_neighbors",
+                                    "n_components", "min_dist")}).fit(z)
+    order = order_by_power(samples.x, model.labels_, k)
+    new = np.empty_like(order)
+    new[order] = np.arange(k)
+    labels = new[model.labels_] + 1
+    dims = samples.grid_dims()
+    ds["cluster_label"] = (dims, samples.to_grid(labels, 0))
+    ds["cluster_label"].attrs = {"long_name": f"{cl['method']} cluster (1-based, by mean "
+                                 "power ascending); 0: no sample"}
+    ds["cluster_centroid"] = (("cluster", "latent"), model.centres_[order])
+    ds.attrs["cluster_method"] = cl["method"]
+    extra: dict[str, Any] = {"cluster": dict(cl)}
+    if model.probabilities_ is not None:
+        ds["cluster_probability"] = ((*dims, "cluster"),
+                                     samples.to_grid(model.probabilities_[:, order], np.nan))
+        ds["cluster_probability"].attrs = {"long_name": "Gaussian mixture posterior "
+                                           "probability (rows sum to one)"}
+        space = z if model.manifold_ is None else model.manifold_
+        ic = information_criteria(space, result.table["k"], cl["covariance_type"], int(seed))
+        result.table[["bic", "aic"]] = ic[["bic", "aic"]].to_numpy()
+    if model.linkage_ is not None:
+        dendrogram_figure(model.linkage_, k, str(Path(clusters) / "dendrogram.png"))
+    return labels, extra
 
 
 def run_scan(z: np.ndarray, ks: Mapping[str, Any], seed: int, threads: int,
@@ -385,7 +446,7 @@ def write_scan(result: Any, ks: Mapping[str, Any], labels: np.ndarray,
         thresholds=thresholds, n_seeds=ks["stability_seeds"], what=what)
     diag.log_warnings(log, warnings)
     columns = ["k", "calinski_harabasz", "silhouette", "davies_bouldin", "inertia",
-               *kselect.COLUMNS]
+               *kselect.COLUMNS, *(c for c in ("bic", "aic") if c in result.table)]
     with atomic_path(scan) as tmp:
         result.table[columns].to_csv(tmp, index=False)
     row = result.table[result.table["k"] == k]
@@ -431,8 +492,9 @@ def finetune(
     k = int(json.loads(Path(choice).read_text())["n_clusters"])
     with xr.open_dataset(embeddings) as emb:
         emb.load()
-    centres = emb["kmeans_centroid"].values
-    init = _gather(samples, emb["kmeans_label"].values).astype(np.int64) - 1
+    initial = _initial(emb)
+    centres = emb[f"{initial}_centroid"].values
+    init = _gather(samples, emb[f"{initial}_label"].values).astype(np.int64) - 1
     if centres.shape[0] != k or init.shape[0] != samples.n or (init < 0).any():
         raise InputError(f"{embeddings} does not match {choice} and {spectrograms} "
                          "(rerun the embedding and k scan).")
@@ -542,7 +604,7 @@ def deep_figures(
         emb.load()
         asg.load()
     z0 = _gather(samples, emb["embedding"].values)
-    y0 = _gather(samples, emb["kmeans_label"].values).astype(int)
+    y0 = _gather(samples, emb[f"{_initial(emb)}_label"].values).astype(int)
     z1 = _gather(samples, asg["embedding"].values)
     y1 = _gather(samples, asg["label"].values).astype(int)
     q1 = _gather(samples, asg["assignment"].values)
@@ -581,7 +643,8 @@ def deep_figures(
                                           samples.channels if samples.mode == "stack"
                                           else None), spectra_figure, dpi)
     if metrics is not None:
-        record = _metrics(samples, y0, y1, z1, asg, truth)
+        record = {"initial_method": str(emb.attrs.get("cluster_method", "kmeans")),
+                  **_metrics(samples, y0, y1, z1, asg, truth)}
         record["warnings"] = _dec_warnings(record, y1, asg, thresholds)
         diag.log_warnings(log, record["warnings"])
         write_json(metrics, record)
