@@ -13,7 +13,6 @@ from seiscluster.tremor.cluster import (
     METHODS,
     EmbeddingClusterer,
     cluster_means,
-    dendrogram_figure,
     information_criteria,
 )
 
@@ -63,9 +62,16 @@ def test_dendrogram_cut_gives_k_clusters(blobs, linkage, k):
     assert adjusted_rand_score(cut, model.labels_) == pytest.approx(1.0)
 
 
-def test_dendrogram_figure(fitted, tmp_path):
-    dendrogram_figure(fitted["agglomerative"].linkage_, 4, str(tmp_path / "d.png"), dpi=40)
-    assert (tmp_path / "d.png").stat().st_size > 1000
+def test_dendrogram_figure_marks_the_cut_of_k_clusters(fitted, tmp_path):
+    from seiscluster.plots.dendrogram import plot_dendrogram
+    from seiscluster.plots.style import save
+
+    linkage = fitted["agglomerative"].linkage_
+    fig = plot_dendrogram(linkage, 4)
+    cut = fig.axes[0].lines[-1].get_ydata()[0]
+    assert linkage[-4, 2] < cut < linkage[-3, 2]  # above the 4th-last merge, below the 3rd
+    save(fig, tmp_path / "d.png", dpi=40)
+    assert (tmp_path / "d.png").stat().st_size > 1000 and (tmp_path / "d.svg").exists()
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -104,24 +104,3 @@ def cluster_means(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     sums = np.zeros((k, z.shape[1]))
     np.add.at(sums, labels, z)
     return (sums / np.maximum(np.bincount(labels, minlength=k), 1)[:, None]).astype(np.float32)
-
-
-def dendrogram_figure(linkage: np.ndarray, k: int, path: str, dpi: int = 120,
-                      title: str = "agglomerative clustering of the embedding") -> None:
-    """The top of the merge tree (``k`` leaves marked by the cut) as a PNG figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy.cluster.hierarchy import dendrogram
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    cut = float(linkage[[-k, -k + 1], 2].mean()) if k > 1 else float(linkage[-1, 2]) * 1.05
-    dendrogram(linkage, ax=ax, truncate_mode="lastp", p=max(3 * k, 12), color_threshold=cut,
-               no_labels=False, leaf_font_size=7)
-    ax.axhline(cut, color="0.3", ls="--", lw=0.8, label=f"cut: {k} clusters")
-    ax.set(ylabel="merge distance", xlabel="clusters (members)", title=title)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)

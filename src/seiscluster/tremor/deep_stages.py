@@ -388,11 +388,9 @@ def _cluster_embedding(ds: xr.Dataset, samples, z: np.ndarray, k: int, cl: Mappi
     """The ``tremor.cluster`` clustering of ``z`` at ``k`` into ``ds`` (``cluster_*``
     variables, ordered by power as k-means), BIC / AIC columns into the scan's table,
     the dendrogram into ``clusters``; its 1-based labels and the choice's extra keys."""
-    from seiscluster.tremor.cluster import (
-        EmbeddingClusterer,
-        dendrogram_figure,
-        information_criteria,
-    )
+    from seiscluster.plots.dendrogram import plot_dendrogram
+    from seiscluster.plots.style import save
+    from seiscluster.tremor.cluster import EmbeddingClusterer, information_criteria
 
     model = EmbeddingClusterer(
         cl["method"], k, n_init=ks["n_init"], seed=int(seed),
@@ -418,7 +416,8 @@ def _cluster_embedding(ds: xr.Dataset, samples, z: np.ndarray, k: int, cl: Mappi
         ic = information_criteria(space, result.table["k"], cl["covariance_type"], int(seed))
         result.table[["bic", "aic"]] = ic[["bic", "aic"]].to_numpy()
     if model.linkage_ is not None:
-        dendrogram_figure(model.linkage_, k, str(Path(clusters) / "dendrogram.png"))
+        save(plot_dendrogram(model.linkage_, k, "agglomerative clustering of the embedding"),
+             Path(clusters) / "dendrogram.png")
     return labels, extra
 
 
