@@ -160,7 +160,7 @@ def dtw_constraint_typo(tmp: Path):
     return lambda: compose(["velocity.kmeans.metric=dtw",
                             "velocity.kmeans.metric_params.global_constraint=sakoe"]), (
         "velocity.kmeans.metric_params.global_constraint: expected one of sakoe_chiba, "
-        "itakura or null, got 'sakoe'.")
+        "itakura, auto or null, got 'sakoe'.")
 
 
 def composed(override: str, message: str) -> Row:

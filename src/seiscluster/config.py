@@ -228,8 +228,17 @@ METRIC_PARAMS = {
     "dtw": ("global_constraint", "sakoe_chiba_radius", "itakura_max_slope"),
     "softdtw": ("gamma",),
 }
-#: tslearn's global constraints of the DTW path (``metric_params.global_constraint``).
-DTW_CONSTRAINTS = ("sakoe_chiba", "itakura")
+#: tslearn's global constraints of the DTW path (``metric_params.global_constraint``), and
+#: ``auto``: a Sakoe-Chiba band under DTW (radius ``sakoe_chiba_radius``, null: a tenth of
+#: the profile length, see :func:`seiscluster.velocity.dtw.dtw_band`), nothing otherwise.
+DTW_CONSTRAINTS = ("sakoe_chiba", "itakura", "auto")
+#: k-means restarts when ``velocity.kmeans.n_init`` is null, per metric (default 10).
+N_INIT_DEFAULTS = {"dtw": 3}
+
+
+def n_init_for(metric: Any, n_init: int | None) -> int:
+    """``velocity.kmeans.n_init``, null resolved to the metric's :data:`N_INIT_DEFAULTS`."""
+    return n_init or N_INIT_DEFAULTS.get(_plain(metric), 10)
 
 
 @dataclass
@@ -325,7 +334,7 @@ class KMeansConfig:
     metric: Metric = Metric.euclidean
     metric_params: MetricParamsConfig = field(default_factory=MetricParamsConfig)
     max_iter_barycenter: int = 100
-    n_init: int = 10
+    n_init: int | None = None
     max_iter: int = 50
     tol: float = 1e-6
     random_state: int = 0
@@ -969,13 +978,12 @@ RULES: dict[str, Rule] = {
     "velocity.profiles.spacing": COUNT,
     "velocity.profiles.dz": number(0, lo_open=True, unit=" km", null=True),
     "velocity.kmeans.n_clusters": integer(1, null=True),
-    "velocity.kmeans.metric_params.global_constraint": one_of(("sakoe_chiba", "itakura"),
-                                                              null=True),
+    "velocity.kmeans.metric_params.global_constraint": one_of(DTW_CONSTRAINTS, null=True),
     "velocity.kmeans.metric_params.sakoe_chiba_radius": integer(0, null=True),
     "velocity.kmeans.metric_params.itakura_max_slope": number(1, null=True),
     "velocity.kmeans.metric_params.gamma": number(0, lo_open=True, null=True),
     "velocity.kmeans.max_iter_barycenter": COUNT,
-    "velocity.kmeans.n_init": COUNT,
+    "velocity.kmeans.n_init": integer(1, null=True),
     "velocity.kmeans.max_iter": COUNT,
     "velocity.kmeans.tol": NON_NEGATIVE,
     "velocity.kmeans.random_state": SEED,
@@ -1325,15 +1333,19 @@ def check(cfg: Mapping[str, Any], path: str = "") -> Mapping[str, Any]:
 def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check ``velocity.kmeans.metric_params`` against what tslearn takes for ``metric``.
 
-    DTW: ``global_constraint`` (sakoe_chiba, itakura or null) with its
-    ``sakoe_chiba_radius`` (an integer >= 0) or ``itakura_max_slope`` (a number >= 1);
-    soft-DTW: ``gamma`` (> 0). Euclidean ignores them, so any of these keys is accepted.
-    Returns the parameters given (null values left out) as a plain dict for tslearn; raises
+    DTW: ``global_constraint`` (sakoe_chiba, itakura, auto or null) with its
+    ``sakoe_chiba_radius`` (an integer >= 0; with sakoe_chiba or auto) or
+    ``itakura_max_slope`` (a number >= 1); soft-DTW: ``gamma`` (> 0). Euclidean ignores
+    them, so any of these keys is accepted; ``global_constraint: auto`` means nothing but
+    under DTW, where it stays (:func:`seiscluster.velocity.dtw.dtw_band` resolves it).
+    Returns the parameters given (null values left out) as a plain dict; raises
     :class:`InputError` naming the key.
     """
     key = "velocity.kmeans.metric_params"
     metric = _plain(metric)
     params = {k: v for k, v in dict(params or {}).items() if v is not None}
+    if metric != "dtw" and params.get("global_constraint") == "auto":
+        del params["global_constraint"]
     allowed = METRIC_PARAMS.get(metric) or tuple(k for v in METRIC_PARAMS.values() for k in v)
     for name, value in params.items():
         if name not in allowed:
@@ -1342,7 +1354,8 @@ def check_metric_params(metric: str, params: Mapping[str, Any] | None) -> dict[s
         check_value(f"{key}.{name}", value)
     constraint = params.get("global_constraint")
     for name, needs in (("sakoe_chiba_radius", "sakoe_chiba"), ("itakura_max_slope", "itakura")):
-        if name in params and constraint not in (needs, None):
+        if name in params and constraint not in (needs, None) and (
+                constraint, name) != ("auto", "sakoe_chiba_radius"):
             raise InputError(f"{key}.{name}: expected null with global_constraint "
                              f"{constraint} (it goes with {needs}), got {params[name]!r}.")
     if "sakoe_chiba_radius" in params and "itakura_max_slope" in params:

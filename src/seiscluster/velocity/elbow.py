@@ -14,7 +14,9 @@ on a seeded sample of ``sample_size`` profiles) and chooses k by ``rule``.
 
 from __future__ import annotations
 
+import logging
 import numbers
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +33,13 @@ from threadpoolctl import threadpool_limits
 
 from seiscluster import kselect
 from seiscluster.compute import dask_scheduler
-from seiscluster.config import check_value, section
+from seiscluster.config import check_value, n_init_for, section
 from seiscluster.errors import InputError
+from seiscluster.velocity import dtw
 from seiscluster.velocity._tslearn import tslearn_module
 from seiscluster.velocity.kmeans import ProfileKMeans, check_profiles
+
+log = logging.getLogger(__name__)
 
 #: seisgo's default ``nrange``: ``np.arange(2, 21, 1)``.
 DEFAULT_NRANGE = tuple(range(2, 21))
@@ -138,9 +143,8 @@ def _subsample_distances(
     ``silhouette_score`` computes them (DTW; normalised soft-DTW; Euclidean by BLAS)."""
     sub = X[idx]
     params = dict(metric_params or {})  # checked by the fits (no n_jobs: passed apart)
-    if metric == "dtw":
-        metrics = tslearn_module("tslearn.metrics")
-        return metrics.cdist_dtw(sub[:, :, None], n_jobs=n_jobs, **params)
+    if metric == "dtw":  # tslearn's cdist_dtw, bit for bit, on the compiled engine
+        return dtw.cdist_dtw(sub, None, dtw.dtw_band(sub.shape[1], **params), n_jobs)
     if metric == "softdtw":
         metrics = tslearn_module("tslearn.metrics")
         return metrics.cdist_soft_dtw_normalized(sub[:, :, None], **params)
@@ -245,16 +249,25 @@ def _choose(table: pd.DataFrame, knee: int | None, fallback: str) -> tuple[int, 
 
 
 def _fit(X: np.ndarray, k: int, params: dict[str, Any]) -> ProfileKMeans:
-    """One task of the scan: k-means with k clusters (pure: same inputs, same model)."""
-    return ProfileKMeans(n_clusters=k, **params).fit(X)
+    """One task of the scan: k-means with k clusters (pure: same inputs, same model),
+    logged when done."""
+    start = time.perf_counter()
+    model = ProfileKMeans(n_clusters=k, **params).fit(X)
+    log.info("elbow scan k=%d (%s, n_init=%d): inertia %.6g in %.1f s", k, params["metric"],
+             params["n_init"], model.inertia_, time.perf_counter() - start)
+    return model
 
 
 def _stability_labels(sample: np.ndarray, draw: np.ndarray, k: int, params: dict[str, Any],
                       seed: int) -> np.ndarray:
     """One stability clustering: fitted on ``sample[draw]`` with ``seed``, labels of the
-    whole sample (nearest centre in the clustering metric)."""
-    return ProfileKMeans(n_clusters=k, **{**params, "random_state": seed}) \
+    whole sample (nearest centre in the clustering metric); logged when done."""
+    start = time.perf_counter()
+    labels = ProfileKMeans(n_clusters=k, **{**params, "random_state": seed}) \
         .fit(sample[draw]).predict(sample)
+    log.info("stability k=%d seed %d (%s, n_init=%d): %.1f s", k, seed, params["metric"],
+             params["n_init"], time.perf_counter() - start)
+    return labels
 
 
 def elbow_scan(
@@ -262,7 +275,7 @@ def elbow_scan(
     nrange: Sequence[int] | None = None,
     *,
     metric: str = "euclidean",
-    n_init: int = 10,
+    n_init: int | None = 10,
     max_iter: int = 50,
     tol: float = 1e-6,
     max_iter_barycenter: int = 100,
@@ -285,7 +298,8 @@ def elbow_scan(
     """Distortion curve over ``nrange`` (default 2..20), its knee, and the chosen k.
 
     Every k is fitted like seisgo's loop (same ``random_state`` for every k), with
-    :class:`ProfileKMeans` and ``n_init`` starts, as one dask task per k with one BLAS/OpenMP
+    :class:`ProfileKMeans` and ``n_init`` starts (None: the metric's default), each k and
+    each stability fit logged when done, as one dask task per k with one BLAS/OpenMP
     thread, on the scheduler of the ``compute`` section (default: ``n_jobs`` local threads; see
     :func:`seiscluster.compute.dask_scheduler`). The silhouette is computed on a subsample of
     ``silhouette_sample_size`` profiles (all when fewer; drawn with ``random_state``) in the
@@ -315,6 +329,7 @@ def elbow_scan(
     if random_state is not None:
         check_value("velocity.kmeans.random_state", random_state)
     ks = _check_nrange(nrange, X.shape[0])
+    n_init = n_init_for(metric, n_init)
     seed = int(random_state or 0)
     sample = X[kselect.subsample(X.shape[0], sample_size, np.random.default_rng([seed, 7]))]
     draws = kselect.stability_draws(sample.shape[0], stability_seeds, stability_fraction, seed)
@@ -324,6 +339,9 @@ def elbow_scan(
         max_iter_barycenter=max_iter_barycenter, metric_params=metric_params,
         random_state=random_state, n_jobs=1,
     )
+    log.info("elbow scan %s (%s, n_init=%d) of %d profiles, then %d stability fits on %d, "
+             "on %d threads", _describe(ks), metric, n_init, X.shape[0],
+             len(ks) * len(draws), draws[0].size if draws else 0, n_threads)
     with dask_scheduler(compute, n_threads) as session:
         shared = session.share(X)
         models = dask.compute(*(dask.delayed(_fit)(shared, k, params) for k in ks))

@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from seiscluster import diagnostics as diag
-from seiscluster.config import check_metric_params, section
+from seiscluster.config import check_metric_params, n_init_for, section
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
 from seiscluster.velocity.profiles import label_grid, profile_array
 
@@ -301,10 +301,12 @@ def _load_profiles(path: str) -> tuple[xr.Dataset, np.ndarray]:
 
 
 def _kmeans_kwargs(kmeans: Mapping[str, Any]) -> dict[str, Any]:
-
-    keys = ("metric", "max_iter_barycenter", "n_init", "max_iter", "tol", "random_state")
+    """ProfileKMeans' settings from ``velocity.kmeans`` (null ``n_init``: the metric's
+    default, :data:`~seiscluster.config.N_INIT_DEFAULTS`)."""
+    keys = ("metric", "max_iter_barycenter", "max_iter", "tol", "random_state")
     params = check_metric_params(kmeans["metric"], kmeans["metric_params"])  # nulls dropped
-    return {**{k: kmeans[k] for k in keys}, "metric_params": params}
+    n_init = n_init_for(kmeans["metric"], kmeans["n_init"])
+    return {**{k: kmeans[k] for k in keys}, "n_init": n_init, "metric_params": params}
 
 
 def _maybe_float(value: Any) -> float | None:
