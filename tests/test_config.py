@@ -3,7 +3,7 @@
 import pytest
 from omegaconf import OmegaConf
 
-from seiscluster.config import compose, to_container, to_yaml
+from seiscluster.config import compose, n_init_for, to_container, to_yaml
 from seiscluster.errors import InputError
 
 
@@ -16,7 +16,9 @@ def test_defaults_are_the_seisgo_defaults():
     assert cfg.velocity.elbow.nrange is None and not cfg.velocity.elbow.smooth
     assert (som.grid_size, som.niteration, som.sigma, som.learning_rate) == (None, 50000, 0.3, 0.1)
     assert (cfg.velocity.source, cfg.velocity.tag) == ("vmodel", "v")
-    assert km.n_init == 10
+    assert km.n_init is None  # null: 10 restarts, 3 under DTW (config.n_init_for)
+    assert (n_init_for("euclidean", None), n_init_for("dtw", None), n_init_for("dtw", 1)) == (
+        10, 3, 1)
 
 
 def test_kselect_and_diagnostics_defaults():
