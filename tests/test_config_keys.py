@@ -71,6 +71,8 @@ BAD = {
     "velocity.profiles.zrange": "[50,10]",
     "velocity.profiles.spacing": 0,
     "velocity.profiles.dz": 0,
+    "velocity.grid.weights": "area",
+    "velocity.grid.weights_lat_span": -1,
     "velocity.kmeans.n_clusters": 0,
     "velocity.kmeans.metric": "cosine",
     "velocity.kmeans.metric_params.global_constraint": "sakoe",

@@ -47,6 +47,12 @@ class Metric(str, Enum):
     softdtw = "softdtw"
 
 
+class GridWeights(str, Enum):
+    auto = "auto"
+    none = "none"
+    cos_lat = "cos_lat"
+
+
 class ElbowFallback(str, Enum):
     silhouette = "silhouette"
     calinski_harabasz = "calinski_harabasz"
@@ -287,6 +293,12 @@ class ProfilesConfig:
 
 
 @dataclass
+class GridConfig:
+    weights: GridWeights = GridWeights.auto
+    weights_lat_span: float = 30.0
+
+
+@dataclass
 class MetricParamsConfig:
     """tslearn's metric parameters (:data:`METRIC_PARAMS`); null = not given to tslearn."""
 
@@ -359,6 +371,7 @@ class VelocityConfig:
     source: str = "vmodel"
     tag: str = "v"
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
@@ -920,6 +933,7 @@ RULES: dict[str, Rule] = {
                                              what="[zmin, zmax] in km with zmin < zmax"),
     "velocity.profiles.spacing": COUNT,
     "velocity.profiles.dz": number(0, lo_open=True, unit=" km", null=True),
+    "velocity.grid.weights_lat_span": number(0, 180, unit=" degrees"),
     "velocity.kmeans.n_clusters": integer(1, null=True),
     "velocity.kmeans.metric_params.global_constraint": one_of(("sakoe_chiba", "itakura"),
                                                               null=True),

@@ -124,7 +124,7 @@ _COMPUTE = {"compute": "compute"}
 #: What a velocity fit reads besides its own section.
 _FIT_READS = {"source": "velocity.source", "tag": "velocity.tag",
               "silhouette_sample_size": "velocity.elbow.silhouette_sample_size",
-              "diagnostics": "diagnostics"}
+              "diagnostics": "diagnostics", "grid": "velocity.grid"}
 _FIT_OUTPUTS = {"cluster_map": Product("cluster_map.csv"), "clusters": Product("clusters.nc"),
                 "model": Product("model.pkl")}
 _FIGURE_READS = {"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
@@ -150,7 +150,8 @@ STAGES: dict[str, Stage] = {
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
-               "dpi": "velocity.plot.dpi", "diagnostics": "diagnostics"},
+               "grid": "velocity.grid", "dpi": "velocity.plot.dpi",
+               "diagnostics": "diagnostics"},
         folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
         parallel=True, inputs={"profiles": "velocity_profiles.profiles"},
         outputs={"table": Product("elbow.csv", report="elbow_table"),
