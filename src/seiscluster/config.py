@@ -39,12 +39,32 @@ class ModelFormat(str, Enum):
 class Method(str, Enum):
     kmeans = "kmeans"
     som = "som"
+    gmm = "gmm"
 
 
 class Metric(str, Enum):
     euclidean = "euclidean"
     dtw = "dtw"
     softdtw = "softdtw"
+
+
+class CovarianceType(str, Enum):
+    full = "full"
+    tied = "tied"
+    diag = "diag"
+    spherical = "spherical"
+
+
+class GmmInit(str, Enum):
+    kmeans = "kmeans"
+    random = "random"
+    random_from_data = "random_from_data"
+
+
+class GmmSelect(str, Enum):
+    elbow = "elbow"
+    bic = "bic"
+    aic = "aic"
 
 
 class GridWeights(str, Enum):
@@ -351,6 +371,19 @@ class SomConfig:
 
 
 @dataclass
+class GmmConfig:
+    n_clusters: int | None = None
+    select: GmmSelect = GmmSelect.elbow
+    covariance_type: CovarianceType = CovarianceType.full
+    n_init: int = 3
+    max_iter: int = 200
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    init_params: GmmInit = GmmInit.kmeans
+    random_state: int = 0
+
+
+@dataclass
 class MarkerConfig:
     lon: float = MISSING
     lat: float = MISSING
@@ -375,6 +408,7 @@ class VelocityConfig:
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
+    gmm: GmmConfig = field(default_factory=GmmConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
 
 
@@ -926,7 +960,7 @@ RULES: dict[str, Rule] = {
     # velocity
     "velocity.methods": numbers_list(one_of(tuple(Method.__members__)), least=1,
                                      distinct=True, what="a non-empty list of distinct "
-                                     "methods (kmeans, som)"),
+                                     "methods (kmeans, som, gmm)"),
     "velocity.source": text(),
     "velocity.tag": text(),
     "velocity.profiles.zrange": numbers_list(number(), size=2, increasing=True, null=True,
@@ -960,6 +994,12 @@ RULES: dict[str, Rule] = {
     "velocity.som.figbase": STEM,
     "velocity.plot.figsize": numbers_list(number(0, lo_open=True), size=2, null=True,
                                           what="[width, height] in inches, both > 0"),
+    "velocity.gmm.n_clusters": integer(1, null=True),
+    "velocity.gmm.n_init": COUNT,
+    "velocity.gmm.max_iter": COUNT,
+    "velocity.gmm.tol": POSITIVE,
+    "velocity.gmm.reg_covar": NON_NEGATIVE,
+    "velocity.gmm.random_state": SEED,
     "velocity.plot.dpi": integer(10),
     # tremor.preprocess
     "tremor.preprocess.taper": number(0, 0.5),

@@ -180,6 +180,18 @@ STAGES: dict[str, Stage] = {
                  "seisgo": Product("seisgo/")},
         stems={"seisgo": "velocity.som.figbase"},
     ),
+    "velocity_gmm": Stage(
+        function="seiscluster.velocity.stages:fit_gmm",
+        reads={"gmm": "velocity.gmm", "nrange": "velocity.elbow.nrange",
+               "dpi": "velocity.plot.dpi", **_FIT_READS},
+        folder="velocity/gmm", upstream=("velocity_profiles", "velocity_elbow"),
+        inputs={"profiles": "velocity_profiles.profiles"},
+        optional_inputs={"choice": "velocity_elbow.choice", "table": "velocity_elbow.table"},
+        outputs={**_FIT_OUTPUTS, "metrics": Product("metrics.json", report="gmm_metrics"),
+                 "scan": Product("scan.csv", report="gmm_scan"),
+                 "scan_figure": _figure("scan.png", "gmm_scan", "Gaussian mixture",
+                                        "gmm_scan_figure")},
+    ),
     "velocity_kmeans_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
         folder="velocity/kmeans", upstream=("velocity_profiles", "velocity_kmeans"),
@@ -189,6 +201,17 @@ STAGES: dict[str, Stage] = {
                                            "kmeans_cluster_figure"),
                  "map_figure": _figure("cluster_map.png", "cluster_map", "k-means",
                                        "kmeans_map_figure")},
+    ),
+    "velocity_gmm_figures": Stage(
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        folder="velocity/gmm", upstream=("velocity_profiles", "velocity_gmm"),
+        inputs={"profiles": "velocity_profiles.profiles", "clusters": "velocity_gmm.clusters"},
+        outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles",
+                                           "Gaussian mixture", "gmm_cluster_figure"),
+                 "map_figure": _figure("cluster_map.png", "cluster_map", "Gaussian mixture",
+                                       "gmm_map_figure"),
+                 "probability_figure": _figure("probability_map.png", "gmm_probability",
+                                               "Gaussian mixture", "gmm_probability_figure")},
     ),
     "velocity_som_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
@@ -326,7 +349,9 @@ def active_stages(cfg: DictConfig) -> list[str]:
         wanted |= {"velocity_ingest", "velocity_profiles"}
         for method in methods:
             wanted |= {f"velocity_{method}", f"velocity_{method}_figures"}
-        if "kmeans" in methods and cfg.velocity.kmeans.n_clusters is None:
+        if ("kmeans" in methods and cfg.velocity.kmeans.n_clusters is None) or (
+                "gmm" in methods and cfg.velocity.gmm.n_clusters is None
+                and _name(cfg.velocity.gmm.select) == "elbow"):
             wanted.add("velocity_elbow")
     if "tremor" in branches:
         wanted |= {name for name, st in STAGES.items()

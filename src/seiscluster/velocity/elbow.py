@@ -111,7 +111,7 @@ def find_knee(k: Sequence[int], y: Sequence[float], sensitivity: float = 1.0) ->
     return int(knees[0]) if knees else None
 
 
-def _check_nrange(nrange: Sequence[int] | None, n_profiles: int) -> list[int]:
+def check_nrange(nrange: Sequence[int] | None, n_profiles: int) -> list[int]:
     """The scanned k (a checked ``velocity.elbow.nrange``), at most the number of profiles."""
     ks = [int(k) for k in (DEFAULT_NRANGE if nrange is None else nrange)]
     if ks[-1] > n_profiles:
@@ -345,7 +345,7 @@ def elbow_scan(
         "sample_size": sample_size, "gap_references": gap_references})
     if random_state is not None:
         check_value("velocity.kmeans.random_state", random_state)
-    ks = _check_nrange(nrange, X.shape[0])
+    ks = check_nrange(nrange, X.shape[0])
     weights = check_weights(sample_weight, X.shape[0], metric)
     seed = int(random_state or 0)
     picked = kselect.subsample(X.shape[0], sample_size, np.random.default_rng([seed, 7]))

@@ -20,6 +20,7 @@ import xarray as xr
 
 from seiscluster import diagnostics as diag
 from seiscluster.config import check_metric_params, section
+from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
 from seiscluster.velocity.grid import GridNodes, grid_nodes
 from seiscluster.velocity.profiles import label_grid, profile_array
@@ -234,11 +235,13 @@ def fit_som(
 
 def figures(
     *, profiles: str, clusters: str, cluster_figure: str, map_figure: str,
-    som_figure: str | None = None, figsize: Sequence[float] | None = None, dpi: int = 120,
+    som_figure: str | None = None, probability_figure: str | None = None,
+    figsize: Sequence[float] | None = None, dpi: int = 120,
     markers: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit), one
-    colour per cluster in both; ``markers`` (``velocity.plot.markers``) on the map."""
+    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit, the map
+    of the most probable cluster's probability for a Gaussian mixture), one colour per
+    cluster; ``markers`` (``velocity.plot.markers``) on the maps."""
     from seiscluster.plots import velocity as plots
 
     prof, X = _load_profiles(profiles)
@@ -262,14 +265,21 @@ def figures(
     if is_som and som_figure:
         plots.save(plots.plot_som_maps(ds["som_u_matrix"].values, ds["som_hits"].values),
                    som_figure, dpi)
+    if "probability" in ds and probability_figure:
+        plots.save(plots.plot_probability_map(ds, list(markers or ())), probability_figure,
+                   dpi)
 
 
 def _write_products(
     prof: xr.Dataset, nodes: GridNodes, labels: np.ndarray, ds: xr.Dataset, estimator: Any,
-    record: dict[str, Any], pickle_name: str, summary: dict[str, Any], *,
-    cluster_map: str, clusters: str, model: str, seisgo: str, metrics: str, sample_size: int,
-    diagnostics: Mapping[str, Any] | None = None,
+    record: dict[str, Any] | None, pickle_name: str | None, summary: dict[str, Any], *,
+    cluster_map: str, clusters: str, model: str, seisgo: str | None, metrics: str,
+    sample_size: int, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
+    """The products of every fit: cluster map (CSV), clusters (NetCDF), model pickle,
+    metrics (JSON) and, for the seisgo methods, seisgo's pickle (``record``)."""
+    from seiscluster.velocity.outputs import cluster_map_frame
+
     X = profile_array(prof)
     seed = int(getattr(estimator, "random_state", 0) or 0)
     summary = {**summary, "n_profiles": int(X.shape[0]),
@@ -284,13 +294,15 @@ def _write_products(
     diag.log_warnings(log, warnings)
     summary["warnings"] = warnings
     with atomic_path(cluster_map) as tmp:
-        record["cluster_map"].to_csv(tmp, index=False)
-    write_netcdf(ds.assign_attrs({k: v for k, v in summary.items()
-                                          if isinstance(v, (int, float, str))}), clusters)
+        cluster_map_frame(prof, labels).to_csv(tmp, index=False)
+    write_netcdf(ds.assign_attrs({k: int(v) if isinstance(v, bool) else v
+                                  for k, v in summary.items()
+                                  if isinstance(v, (int, float, str))}), clusters)
     write_pickle(model, estimator)
-    folder = Path(seisgo)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_pickle(folder / pickle_name, record)
+    if record is not None and seisgo is not None and pickle_name is not None:
+        folder = Path(seisgo)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_pickle(folder / pickle_name, record)
     write_json(metrics, summary)
 
 
@@ -316,6 +328,81 @@ def _scores(
     if "province" in prof.coords:
         scores["ari_vs_truth"] = float(adjusted_rand_score(prof["province"].values, labels))
     return scores
+
+
+def fit_gmm(
+    *, profiles: str, cluster_map: str, clusters: str, model: str, metrics: str, scan: str,
+    scan_figure: str, gmm: Mapping[str, Any], source: str, tag: str,
+    nrange: Sequence[int] | None = None, choice: str | None = None, table: str | None = None,
+    silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Any] | None = None, dpi: int = 120,
+) -> None:
+    """Gaussian mixture (:class:`~seiscluster.velocity.gmm.ProfileGMM`, weighted EM under
+    ``grid``): the BIC / AIC scan over the elbow scan's k (its table, with ``bic``, ``aic``
+    and ``log_likelihood`` added, or ``nrange`` without one) and its figure; the mixture of
+    k ``gmm["n_clusters"]``, else the elbow scan's choice (``select: elbow``) or the scan's
+    smallest BIC / AIC; labels (most probable cluster) and posterior probabilities."""
+    from seiscluster.plots.elbow import plot_information_criteria
+    from seiscluster.plots.style import save
+    from seiscluster.velocity import outputs
+    from seiscluster.velocity.elbow import check_nrange
+    from seiscluster.velocity.gmm import ProfileGMM
+
+    prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid)
+    gmm = section("velocity.gmm", gmm)
+    est = ProfileGMM(**{k: v for k, v in gmm.items() if k not in ("n_clusters", "select")})
+    Xu = X[nodes.keep]
+    elbow_table = None if table is None else pd.read_csv(table)
+    ks = (elbow_table["k"].tolist() if elbow_table is not None
+          else check_nrange(nrange, Xu.shape[0]))
+    start = time.perf_counter()
+    ic = est.scan(Xu, ks, sample_weight=nodes.weights)
+    scan_seconds = time.perf_counter() - start
+    n_clusters = gmm["n_clusters"]
+    if n_clusters is None and gmm["select"] == "elbow":
+        if choice is None:
+            raise InputError("velocity.gmm.select=elbow needs the elbow scan: set "
+                             "velocity.gmm.n_clusters or velocity.gmm.select=bic or aic.")
+        n_clusters = json.loads(Path(choice).read_text())["n_clusters"]
+    elif n_clusters is None:
+        n_clusters = int(ic["k"][ic[gmm["select"]].idxmin()])
+    table_out = ic if elbow_table is None else elbow_table.merge(ic, on="k")
+    with atomic_path(scan) as tmp:
+        table_out.to_csv(tmp, index=False)
+    save(plot_information_criteria(ic, n_clusters), scan_figure, dpi)
+    start = time.perf_counter()
+    est.set_params(n_clusters=n_clusters).fit(Xu, sample_weight=nodes.weights)
+    seconds = time.perf_counter() - start
+    log.info("Gaussian mixture k=%d (%s, n_init=%d) on %d distinct profiles: BIC %.6g, "
+             "converged %s in %.2f s (scan over %d k: %.2f s)", n_clusters,
+             est.covariance_type, est.n_init, Xu.shape[0], est.bic_, est.converged_,
+             seconds, len(ks), scan_seconds)
+    ids = np.arange(1, n_clusters + 1)
+    labels = nodes.restore(est.labels_) + 1
+    probability = nodes.restore(est.probabilities_)
+    extra = {"probability": xr.DataArray(
+        np.stack([label_grid(prof, p) for p in probability.T]).astype(np.float32),
+        dims=("cluster", "latitude", "longitude"),
+        attrs={"long_name": "posterior probability of the Gaussian mixture cluster",
+               "units": "1", "comment": "sums to one over clusters; NaN where no profile"})}
+    ds = outputs.clusters_dataset(
+        prof, labels, est.means_, ids, method="Gaussian mixture",
+        attrs={"covariance_type": est.covariance_type, "n_init": est.n_init,
+               "random_state": est.random_state, "bic": float(est.bic_),
+               "aic": float(est.aic_), "source": source, "tag": tag},
+        extra=extra)
+    _write_products(prof, nodes, labels, ds, est, None, None,
+                    {"method": "gmm", "n_clusters": int(n_clusters),
+                     "select": gmm["select"] if gmm["n_clusters"] is None else "fixed",
+                     "covariance_type": est.covariance_type, "bic": float(est.bic_),
+                     "aic": float(est.aic_), "log_likelihood": float(est.log_likelihood_),
+                     "converged": est.converged_,
+                     "mean_max_probability": float(est.probabilities_.max(axis=1).mean()),
+                     "fit_seconds": round(seconds, 3), "scan_seconds": round(scan_seconds, 3)},
+                    cluster_map=cluster_map, clusters=clusters, model=model, seisgo=None,
+                    metrics=metrics, sample_size=silhouette_sample_size,
+                    diagnostics=diagnostics)
 
 
 def _grid_nodes(prof: xr.Dataset, grid: Mapping[str, Any] | None,
