@@ -39,12 +39,38 @@ class ModelFormat(str, Enum):
 class Method(str, Enum):
     kmeans = "kmeans"
     som = "som"
+    gmm = "gmm"
 
 
 class Metric(str, Enum):
     euclidean = "euclidean"
     dtw = "dtw"
     softdtw = "softdtw"
+
+
+class CovarianceType(str, Enum):
+    full = "full"
+    tied = "tied"
+    diag = "diag"
+    spherical = "spherical"
+
+
+class GmmInit(str, Enum):
+    kmeans = "kmeans"
+    random = "random"
+    random_from_data = "random_from_data"
+
+
+class GmmSelect(str, Enum):
+    elbow = "elbow"
+    bic = "bic"
+    aic = "aic"
+
+
+class GridWeights(str, Enum):
+    auto = "auto"
+    none = "none"
+    cos_lat = "cos_lat"
 
 
 class ElbowFallback(str, Enum):
@@ -192,13 +218,6 @@ class ClusterMethod(str, Enum):
     umap_gmm = "umap_gmm"
 
 
-class CovarianceType(str, Enum):
-    full = "full"
-    tied = "tied"
-    diag = "diag"
-    spherical = "spherical"
-
-
 class Linkage(str, Enum):
     ward = "ward"
     complete = "complete"
@@ -319,6 +338,12 @@ class ProfilesConfig:
 
 
 @dataclass
+class GridConfig:
+    weights: GridWeights = GridWeights.auto
+    weights_lat_span: float = 30.0
+
+
+@dataclass
 class MetricParamsConfig:
     """tslearn's metric parameters (:data:`METRIC_PARAMS`); null = not given to tslearn."""
 
@@ -371,6 +396,19 @@ class SomConfig:
 
 
 @dataclass
+class GmmConfig:
+    n_clusters: int | None = None
+    select: GmmSelect = GmmSelect.elbow
+    covariance_type: CovarianceType = CovarianceType.full
+    n_init: int = 3
+    max_iter: int = 200
+    tol: float = 1e-3
+    reg_covar: float = 1e-6
+    init_params: GmmInit = GmmInit.kmeans
+    random_state: int = 0
+
+
+@dataclass
 class MarkerConfig:
     lon: float = MISSING
     lat: float = MISSING
@@ -402,9 +440,11 @@ class VelocityConfig:
     source: str = "vmodel"
     tag: str = "v"
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
+    gmm: GmmConfig = field(default_factory=GmmConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
@@ -970,13 +1010,14 @@ RULES: dict[str, Rule] = {
     # velocity
     "velocity.methods": numbers_list(one_of(tuple(Method.__members__)), least=1,
                                      distinct=True, what="a non-empty list of distinct "
-                                     "methods (kmeans, som)"),
+                                     "methods (kmeans, som, gmm)"),
     "velocity.source": text(),
     "velocity.tag": text(),
     "velocity.profiles.zrange": numbers_list(number(), size=2, increasing=True, null=True,
                                              what="[zmin, zmax] in km with zmin < zmax"),
     "velocity.profiles.spacing": COUNT,
     "velocity.profiles.dz": number(0, lo_open=True, unit=" km", null=True),
+    "velocity.grid.weights_lat_span": number(0, 180, unit=" degrees"),
     "velocity.kmeans.n_clusters": integer(1, null=True),
     "velocity.kmeans.metric_params.global_constraint": one_of(DTW_CONSTRAINTS, null=True),
     "velocity.kmeans.metric_params.sakoe_chiba_radius": integer(0, null=True),
@@ -1002,6 +1043,12 @@ RULES: dict[str, Rule] = {
     "velocity.som.figbase": STEM,
     "velocity.plot.figsize": numbers_list(number(0, lo_open=True), size=2, null=True,
                                           what="[width, height] in inches, both > 0"),
+    "velocity.gmm.n_clusters": integer(1, null=True),
+    "velocity.gmm.n_init": COUNT,
+    "velocity.gmm.max_iter": COUNT,
+    "velocity.gmm.tol": POSITIVE,
+    "velocity.gmm.reg_covar": NON_NEGATIVE,
+    "velocity.gmm.random_state": SEED,
     "velocity.plot.dpi": integer(10),
     "velocity.compare.run": text("a finished run's folder", null=True),
     "velocity.compare.max_distance_km": number(0, lo_open=True, unit=" km", null=True),

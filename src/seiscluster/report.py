@@ -37,7 +37,7 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#f3f3f
 padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
 """
 
-METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map"}
+METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map", "gmm": "Gaussian mixture"}
 
 #: Tremor sections made of figures: (section id, title, figure names); a figure's caption
 #: is the one its stage declares (:func:`caption`).
@@ -59,7 +59,8 @@ TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, 
                                          *CLUSTER_SECTIONS) for name in spec[2])
 #: Velocity figures of each method: (input key, alt text); input ``<method>_<key>``.
 VELOCITY_FIGURES = (("cluster_figure", "cluster profiles"), ("map_figure", "cluster map"),
-                    ("som_figure", "SOM maps"))
+                    ("som_figure", "SOM maps"), ("probability_figure", "probability map"),
+                    ("scan_figure", "BIC and AIC"))
 
 
 @functools.cache
@@ -259,6 +260,8 @@ def velocity_sections(
         body = [*warnings_block(metrics), metrics_table(metrics)] + [
             figure(files[key], f"{method} {alt}", caption(f"{method}_{key}"))
             for key, alt in VELOCITY_FIGURES if files.get(key)]
+        if files.get("scan"):
+            body.append(table(pd.read_csv(files["scan"])))
         parts.append(section(f"velocity-{method}",
                              f"Velocity: {METHOD_TITLES.get(method, method)}", body))
     return parts

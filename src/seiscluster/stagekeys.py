@@ -124,7 +124,7 @@ _COMPUTE = {"compute": "compute"}
 #: What a velocity fit reads besides its own section.
 _FIT_READS = {"source": "velocity.source", "tag": "velocity.tag",
               "silhouette_sample_size": "velocity.elbow.silhouette_sample_size",
-              "diagnostics": "diagnostics"}
+              "diagnostics": "diagnostics", "grid": "velocity.grid"}
 _FIT_OUTPUTS = {"cluster_map": Product("cluster_map.csv"), "clusters": Product("clusters.nc"),
                 "model": Product("model.pkl")}
 _FIGURE_READS = {"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
@@ -150,7 +150,8 @@ STAGES: dict[str, Stage] = {
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
         reads={"kmeans": "velocity.kmeans", "elbow": "velocity.elbow",
-               "dpi": "velocity.plot.dpi", "diagnostics": "diagnostics"},
+               "grid": "velocity.grid", "dpi": "velocity.plot.dpi",
+               "diagnostics": "diagnostics"},
         folder="velocity/elbow", upstream=("velocity_profiles",), runtime=_COMPUTE,
         parallel=True, inputs={"profiles": "velocity_profiles.profiles"},
         outputs={"table": Product("elbow.csv", report="elbow_table"),
@@ -179,6 +180,18 @@ STAGES: dict[str, Stage] = {
                  "seisgo": Product("seisgo/")},
         stems={"seisgo": "velocity.som.figbase"},
     ),
+    "velocity_gmm": Stage(
+        function="seiscluster.velocity.stages:fit_gmm",
+        reads={"gmm": "velocity.gmm", "nrange": "velocity.elbow.nrange",
+               "dpi": "velocity.plot.dpi", **_FIT_READS},
+        folder="velocity/gmm", upstream=("velocity_profiles", "velocity_elbow"),
+        inputs={"profiles": "velocity_profiles.profiles"},
+        optional_inputs={"choice": "velocity_elbow.choice", "table": "velocity_elbow.table"},
+        outputs={**_FIT_OUTPUTS, "metrics": Product("metrics.json", report="gmm_metrics"),
+                 "scan": Product("scan.csv", report="gmm_scan"),
+                 "scan_figure": _figure("scan.png", "gmm_scan", "Gaussian mixture",
+                                        "gmm_scan_figure")},
+    ),
     "velocity_kmeans_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
         folder="velocity/kmeans", upstream=("velocity_profiles", "velocity_kmeans"),
@@ -188,6 +201,17 @@ STAGES: dict[str, Stage] = {
                                            "kmeans_cluster_figure"),
                  "map_figure": _figure("cluster_map.png", "cluster_map", "k-means",
                                        "kmeans_map_figure")},
+    ),
+    "velocity_gmm_figures": Stage(
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        folder="velocity/gmm", upstream=("velocity_profiles", "velocity_gmm"),
+        inputs={"profiles": "velocity_profiles.profiles", "clusters": "velocity_gmm.clusters"},
+        outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles",
+                                           "Gaussian mixture", "gmm_cluster_figure"),
+                 "map_figure": _figure("cluster_map.png", "cluster_map", "Gaussian mixture",
+                                       "gmm_map_figure"),
+                 "probability_figure": _figure("probability_map.png", "gmm_probability",
+                                               "Gaussian mixture", "gmm_probability_figure")},
     ),
     "velocity_som_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
@@ -327,7 +351,9 @@ def active_stages(cfg: DictConfig) -> list[str]:
         wanted |= {"velocity_ingest", "velocity_profiles"}
         for method in methods:
             wanted |= {f"velocity_{method}", f"velocity_{method}_figures"}
-        if "kmeans" in methods and cfg.velocity.kmeans.n_clusters is None:
+        if ("kmeans" in methods and cfg.velocity.kmeans.n_clusters is None) or (
+                "gmm" in methods and cfg.velocity.gmm.n_clusters is None
+                and _name(cfg.velocity.gmm.select) == "elbow"):
             wanted.add("velocity_elbow")
     if "tremor" in branches:
         wanted |= {name for name, st in STAGES.items()

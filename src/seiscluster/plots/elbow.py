@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["plot_elbow", "plot_kselect"]
+__all__ = ["plot_elbow", "plot_information_criteria", "plot_kselect"]
 
 
 def plot_kselect(ax: Axes, table: pd.DataFrame, chosen: int,
@@ -65,5 +65,22 @@ def plot_elbow(
     bottom.legend(fontsize=8)
     plot_kselect(axes[-1], table, chosen, min_stability)
     axes[-1].set_xlabel("number of clusters")
+    fig.tight_layout()
+    return fig
+
+
+def plot_information_criteria(table: pd.DataFrame, chosen: int) -> Figure:
+    """BIC and AIC of the Gaussian mixture per k (smaller is better), the chosen k marked."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for column, colour in (("bic", "tab:blue"), ("aic", "tab:orange")):
+        ax.plot(table["k"], table[column], "o-", color=colour, ms=4, label=column.upper())
+        best = table["k"][table[column].idxmin()]
+        ax.axvline(best, color=colour, ls=":", lw=1)
+    ax.axvline(chosen, color="tab:red", ls="--", lw=1, label=f"chosen: {chosen}")
+    ax.set_xlabel("number of clusters k")
+    ax.set_ylabel("information criterion")
+    ax.set_title("Gaussian mixture: BIC and AIC per k (dotted: their minima)", fontsize=9)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
-from matplotlib.colors import to_rgba
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 
 from seiscluster.plots import maps
@@ -29,7 +30,7 @@ from seiscluster.plots.colours import (
 from seiscluster.plots.style import save
 
 __all__ = ["cluster_colour_list", "panel_grid", "plot_agreement", "plot_cluster_map",
-           "plot_cluster_profiles", "plot_som_maps", "save"]
+           "plot_cluster_profiles", "plot_probability_map", "plot_som_maps", "save"]
 
 
 def panel_grid(n: int) -> tuple[int, int]:
@@ -236,6 +237,25 @@ def plot_som_maps(u_matrix: np.ndarray, hits: np.ndarray) -> Figure:
     axes[1].set_title("hits (node number / count)" if max(nx, ny) <= 8 else
                       f"hits; node number = (x - 1)·{ny} + y")
     fig.tight_layout()
+    return fig
+
+
+def plot_probability_map(clusters: xr.Dataset, markers: Sequence[Mapping[str, Any]] = ()
+                         ) -> Figure:
+    """Map of the posterior probability of each node's most probable cluster (Gaussian
+    mixture): 1 where the mixture is sure, down to 1/k where it cannot tell."""
+    lon, lat = clusters["longitude"].values, clusters["latitude"].values
+    probability = clusters["probability"].values
+    k = probability.shape[0]
+    best = np.where(np.isnan(probability).all(axis=0), np.nan,
+                    np.nanmax(np.nan_to_num(probability, nan=-1.0), axis=0))
+    fig = Figure(figsize=(8.5, 5.4), layout="constrained")
+    ax = fig.subplots()
+    mesh, _ = maps.draw_map(ax, lon, lat, best, colormaps["magma"],
+                            Normalize(1.0 / k, 1.0), markers=markers)
+    fig.colorbar(mesh, ax=ax, shrink=0.8, fraction=0.08,
+                 label="probability of the most probable cluster")
+    ax.set_title(f"Gaussian mixture (k = {k}): certainty of the cluster", fontsize=10)
     return fig
 
 

@@ -88,12 +88,33 @@ def check_profiles(X: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def check_weights(sample_weight: Any, n_profiles: int, metric: str = "euclidean"
+                  ) -> np.ndarray | None:
+    """Sample weights as a float64 array of ``n_profiles`` positive values, or None;
+    :class:`InputError` for another shape, a value <= 0 or weights with a DTW metric
+    (tslearn's DBA and soft-DTW barycenters take no weights)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n_profiles,):
+        raise InputError(f"sample weights must be one per profile ({n_profiles}), got an "
+                         f"array of shape {w.shape}.")
+    if not (np.isfinite(w) & (w > 0)).all():
+        raise InputError("sample weights must be positive finite numbers.")
+    if metric != "euclidean":
+        raise InputError(f"velocity.grid.weights: area weights need velocity.kmeans.metric="
+                         f"euclidean (tslearn's {metric} barycenters take no weights); set "
+                         "velocity.grid.weights=none.")
+    return w
+
+
 class _EmptyCluster(Exception):
     """A Lloyd step left a cluster without members (tslearn's ``EmptyClusterError``)."""
 
 
 def _lloyd(
-    X: np.ndarray, centers: np.ndarray, max_iter: int, tol: float, n_threads: int
+    X: np.ndarray, centers: np.ndarray, max_iter: int, tol: float, n_threads: int,
+    weights: np.ndarray,
 ) -> tuple[np.ndarray, float, int]:
     """tslearn's Euclidean Lloyd loop on scikit-learn's compiled Elkan step.
 
@@ -102,10 +123,11 @@ def _lloyd(
     (``elkan_iter_chunked_dense``: Elkan's triangle-inequality bounds skip most distance
     computations but give the same assignment as a full Lloyd step), fails if a cluster is
     empty (before scikit-learn's relocation could hide it), then takes tslearn's inertia:
-    the mean squared distance to the centers the profiles were just assigned to.
+    the mean squared distance to the centers the profiles were just assigned to (weighted
+    by ``weights``, as the new centers are their members' weighted means).
     """
     n, k = X.shape[0], centers.shape[0]
-    weights = np.ones(n)
+    total = float(weights.sum())
     labels = np.full(n, -1, dtype=np.int32)
     new_centers = np.empty_like(centers)
     cluster_weights = np.empty(k)
@@ -122,7 +144,7 @@ def _lloyd(
         )
         if np.bincount(labels, minlength=k).min() == 0:
             raise _EmptyCluster
-        inertia = _inertia_dense(X, weights, centers, labels, n_threads) / n
+        inertia = _inertia_dense(X, weights, centers, labels, n_threads) / total
         centers, new_centers = new_centers, centers
         half, next_center = _center_gaps(centers)
         if abs(old_inertia - inertia) < tol:
@@ -179,6 +201,10 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     to its assigned center), ``n_iter_`` (Lloyd iterations of the best start),
     ``fit_indices_`` (the profiles the centres were fitted on; None = all),
     ``n_features_in_``. Clusters are numbered by ascending centroid mean.
+
+    ``fit(X, sample_weight=w)`` (Euclidean only) weighs the profiles (e.g. by the area of
+    their grid cells, :mod:`seiscluster.velocity.grid`) in the k-means++ draws, the centre
+    means and the inertia (a weighted mean); ``sample_weight=None`` is tslearn's k-means.
     """
 
     def __init__(
@@ -254,7 +280,8 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             "have fewer distinct shapes than clusters, so choose fewer clusters."
         )
 
-    def _fit_euclidean(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
+    def _fit_euclidean(self, X: np.ndarray, weights: np.ndarray | None
+                       ) -> tuple[np.ndarray, float, int]:
         """Best of ``n_init`` tslearn starts; returns (centers, inertia, n_iter)."""
         n_threads = effective_n_jobs(self.n_jobs)
         rs = check_random_state(self.random_state)
@@ -270,11 +297,13 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 if n_done == self._n_starts:
                     break
                 seeds, _ = kmeans_plusplus(
-                    X, self.n_clusters, x_squared_norms=x_squared_norms, random_state=rs
+                    X, self.n_clusters, x_squared_norms=x_squared_norms, random_state=rs,
+                    sample_weight=weights,
                 )
                 try:
                     centers, inertia, n_iter = _lloyd(
-                        Xc, seeds - mean, self.max_iter, self.tol, n_threads
+                        Xc, seeds - mean, self.max_iter, self.tol, n_threads,
+                        np.ones(X.shape[0]) if weights is None else weights,
                     )
                 except _EmptyCluster:
                     continue
@@ -320,10 +349,12 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise self._fail_empty(X.shape[0])
         return best
 
-    def _fit_centers(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
-        """(centers, inertia, n_iter) of the best start on X, by metric."""
+    def _fit_centers(self, X: np.ndarray, weights: np.ndarray | None
+                     ) -> tuple[np.ndarray, float, int]:
+        """(centers, inertia, n_iter) of the best start on X, by metric (``weights``:
+        Euclidean only, checked by :meth:`fit`)."""
         if self.metric == "euclidean":
-            return self._fit_euclidean(X)
+            return self._fit_euclidean(X, weights)
         if self.metric == "dtw":
             return self._fit_dtw(X)
         model = self._fit_tslearn(X)
@@ -364,15 +395,17 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         model._post_fit(X_, best, min_inertia)
         return model
 
-    def fit(self, X: Any, y: Any = None) -> ProfileKMeans:
-        """Cluster the profiles X (n_profiles, n_depth); returns self."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> ProfileKMeans:
+        """Cluster the profiles X (n_profiles, n_depth), weighted by ``sample_weight``
+        (None: unweighted); returns self."""
         X = check_profiles(X)
         n = X.shape[0]
         self._check_params(n)
+        weights = check_weights(sample_weight, n, self.metric)
         self.fit_indices_ = self._fit_indices(n)
+        part = slice(None) if self.fit_indices_ is None else self.fit_indices_
         centers, inertia, n_iter = self._fit_centers(
-            X if self.fit_indices_ is None else X[self.fit_indices_]
-        )
+            X[part], None if weights is None else weights[part])
         order = np.argsort(centers.mean(axis=1), kind="stable")
         self.cluster_centers_ = np.ascontiguousarray(centers[order])
         self.inertia_ = float(inertia)
@@ -382,7 +415,7 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         # raises EmptyClusterError if that empties a cluster; it is kept here).
         self.labels_, nearest = self._nearest(X)
         if self.fit_indices_ is not None:  # the inertia of every profile, as tslearn's
-            self.inertia_ = float(np.mean(nearest ** 2))
+            self.inertia_ = float(np.average(nearest ** 2, weights=weights))
         return self
 
     def _nearest(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ def member_means(X: np.ndarray, clusters: np.ndarray, cluster_ids: np.ndarray) -
 def kmeans_seisgo_dict(
     profiles: xr.Dataset,
     estimator: Any,
+    labels: np.ndarray,
     *,
     source: str,
     tag: str,
@@ -51,10 +52,11 @@ def kmeans_seisgo_dict(
     """The dictionary seisgo's ``vpcluster_kmean`` pickles, with the same keys and contents.
 
     ``pred[i]`` is ``ts[labels == i].T`` of the ``(n, depth, 1)`` time-series array, shape
-    ``(1, depth, n_i)``, exactly as seisgo stores it.
+    ``(1, depth, n_i)``, exactly as seisgo stores it. ``labels`` (0-based) are those of
+    every profile (the estimator's, restored onto repeated nodes).
     """
     ts = profile_array(profiles)[:, :, None]
-    labels = np.asarray(estimator.labels_)
+    labels = np.asarray(labels)
     k = estimator.cluster_centers_.shape[0]
     return {
         "method": "k-means",
@@ -77,12 +79,13 @@ def kmeans_seisgo_dict(
 
 
 def som_seisgo_dict(
-    profiles: xr.Dataset, estimator: Any, *, source: str, tag: str
+    profiles: xr.Dataset, estimator: Any, labels: np.ndarray, *, source: str, tag: str
 ) -> dict[str, Any]:
     """The dictionary seisgo's ``vpcluster_som`` pickles: ``pred`` holds one list of member
-    profiles per populated node, nodes in ``x``-major order."""
+    profiles per populated node, nodes in ``x``-major order (``labels``: 0-based, of every
+    profile)."""
     X = profile_array(profiles)
-    labels = np.asarray(estimator.labels_)
+    labels = np.asarray(labels)
     nx, ny = estimator.grid_shape_
     return {
         "method": "som",

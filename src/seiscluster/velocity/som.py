@@ -9,6 +9,13 @@ MiniSom itself, so the same seed gives the same weights. seisgo then finds winne
 ``win_map`` call per profile; here one matrix product gives all winners, and the rare
 profiles whose two best nodes are within rounding of each other are settled by MiniSom's
 own ``winner``, so the labels are exactly MiniSom's.
+
+MiniSom takes no sample weights. ``fit(X, sample_weight=w)`` weighs the training instead
+by the order it feeds MiniSom: ``niteration`` profiles drawn with replacement, with
+probability proportional to ``w``, from ``numpy.random.default_rng(random_state)``, so a
+profile of twice the weight (e.g. twice the area, :mod:`seiscluster.velocity.grid`)
+updates the map twice as often on average. The initial weights are drawn as MiniSom does
+(unweighted); winners, hits and errors are those of the profiles themselves.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from seiscluster.config import section
-from seiscluster.velocity.kmeans import check_profiles
+from seiscluster.velocity.kmeans import check_profiles, check_weights
 
 #: Relative rounding margin under which the two best nodes count as tied.
 _TIE_MARGIN = 1e-12
@@ -131,10 +138,12 @@ class ProfileSOM(ClusterMixin, BaseEstimator):
             params["grid_size"] = [params["grid_size"]]
         section("velocity.som", params)
 
-    def fit(self, X: Any, y: Any = None) -> ProfileSOM:
-        """Train the map on the profiles X (n_profiles, n_depth) as seisgo does; returns self."""
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> ProfileSOM:
+        """Train the map on the profiles X (n_profiles, n_depth) as seisgo does, in a
+        weighted draw of the profiles when ``sample_weight`` is given; returns self."""
         X = check_profiles(X)
         self._check_params()
+        weights = check_weights(sample_weight, X.shape[0])
         som_x, som_y = self._grid(X.shape[0])
         som = MiniSom(
             som_x, som_y, X.shape[1], sigma=self.sigma, learning_rate=self.learning_rate,
@@ -142,7 +151,12 @@ class ProfileSOM(ClusterMixin, BaseEstimator):
             activation_distance=self.activation_distance, random_seed=self.random_state,
         )
         som.random_weights_init(X)
-        som.train(X, int(self.niteration))
+        if weights is None:
+            som.train(X, int(self.niteration))
+        else:
+            order = np.random.default_rng(self.random_state).choice(
+                X.shape[0], int(self.niteration), p=weights / weights.sum())
+            som.train(X[order], int(self.niteration))
         self.som_ = som
         self.grid_shape_ = (som_x, som_y)
         self.weights_ = som.get_weights()

@@ -20,7 +20,9 @@ import xarray as xr
 
 from seiscluster import diagnostics as diag
 from seiscluster.config import check_metric_params, n_init_for, section
+from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_json, write_netcdf, write_pickle
+from seiscluster.velocity.grid import GridNodes, grid_nodes
 from seiscluster.velocity.profiles import label_grid, profile_array
 
 # Each stage is a fresh process: a stage imports what only it needs (scikit-learn, tslearn,
@@ -75,20 +77,24 @@ def profiles(
 
 def elbow(
     *, profiles: str, table: str, choice: str, figure: str, kmeans: Mapping[str, Any],
-    elbow: Mapping[str, Any], dpi: int = 120, threads: int = 1,
+    elbow: Mapping[str, Any], grid: Mapping[str, Any] | None = None, dpi: int = 120,
+    threads: int = 1,
     compute: Mapping[str, Any] | None = None, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Elbow scan over ``nrange`` (one dask task per k on the ``compute`` section's
     scheduler) with stability and gap scores: table (CSV), choice (JSON, with the rule, the
     scores of the chosen k and the ``warnings`` of :mod:`seiscluster.diagnostics`) and
-    figure."""
+    figure. Repeated nodes are scanned once, weighted as ``grid`` says
+    (:mod:`seiscluster.velocity.grid`)."""
     from seiscluster.velocity.elbow import elbow_scan
 
-    X = _load_profiles(profiles)[1]
+    prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid, kmeans["metric"])
     thresholds, elbow = diag.settings(diagnostics), section("velocity.elbow", elbow)
     start = time.perf_counter()
-    result = elbow_scan(X, **_kmeans_kwargs(kmeans), **elbow, n_jobs=threads,
-                        compute=compute, min_stability=thresholds["min_stability"])
+    result = elbow_scan(X[nodes.keep], **_kmeans_kwargs(kmeans), **elbow, n_jobs=threads,
+                        compute=compute, min_stability=thresholds["min_stability"],
+                        sample_weight=nodes.weights)
     seconds = time.perf_counter() - start
     (log.warning if result.fallback_used else log.info)(result.message)
     k = int(result.n_clusters)
@@ -105,6 +111,8 @@ def elbow(
         "rule": result.rule,
         "criterion_k": result.criterion_k,
         "message": result.message,
+        "weights": nodes.mode,
+        "repeated_nodes": nodes.n_duplicates,
         "scores": _row(result.table, k),
         "warnings": warnings,
         "seconds": round(seconds, 3),
@@ -127,6 +135,7 @@ def fit_kmeans(
     metrics: str, kmeans: Mapping[str, Any], source: str, tag: str,
     choice: str | None = None, table: str | None = None, threads: int = 1,
     silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Any] | None = None,
 ) -> None:
     """k-means fit with k from the config or the elbow choice; writes all its products.
 
@@ -137,6 +146,7 @@ def fit_kmeans(
     from seiscluster.velocity.kmeans import ProfileKMeans
 
     prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid, kmeans["metric"])
     n_clusters = kmeans["n_clusters"]
     nrange, sum_square = None, []
     if n_clusters is None:
@@ -145,22 +155,23 @@ def fit_kmeans(
         nrange, sum_square = scan["k"].to_numpy(), scan["distortion_smoothed"].tolist()
     start = time.perf_counter()
     est = ProfileKMeans(n_clusters=n_clusters, **_kmeans_kwargs(kmeans), n_jobs=threads,
-                        fit_sample_size=kmeans.get("fit_sample_size")).fit(X)
+                        fit_sample_size=kmeans.get("fit_sample_size")
+                        ).fit(X[nodes.keep], sample_weight=nodes.weights)
     seconds = time.perf_counter() - start
-    fitted = len(X) if est.fit_indices_ is None else len(est.fit_indices_)
-    log.info("k-means k=%d (%s, n_init=%d) fitted on %d of %d profiles: inertia %.6g in "
-             "%.2f s", n_clusters, est.metric, est.n_init, fitted, len(X), est.inertia_,
-             seconds)
+    fitted = nodes.keep.size if est.fit_indices_ is None else len(est.fit_indices_)
+    log.info("k-means k=%d (%s, n_init=%d) fitted on %d of %d distinct profiles: inertia "
+             "%.6g in %.2f s", n_clusters, est.metric, est.n_init, fitted, nodes.keep.size,
+             est.inertia_, seconds)
     ids = np.arange(1, n_clusters + 1)
-    labels = est.labels_ + 1
+    labels = nodes.restore(est.labels_) + 1
     ds = outputs.clusters_dataset(
         prof, labels, est.cluster_centers_, ids, method="k-means",
         attrs={"metric": est.metric, "n_init": est.n_init, "random_state": est.random_state,
                "inertia": float(est.inertia_), "source": source, "tag": tag},
     )
-    record = outputs.kmeans_seisgo_dict(prof, est, source=source, tag=tag, n_jobs=threads,
-                                        nrange=nrange, sum_square=sum_square)
-    _write_products(prof, labels, ds, est, record,
+    record = outputs.kmeans_seisgo_dict(prof, est, labels - 1, source=source, tag=tag,
+                                        n_jobs=threads, nrange=nrange, sum_square=sum_square)
+    _write_products(prof, nodes, labels, ds, est, record,
                     outputs.seisgo_pickle_name(kmeans.get("figbase"), str(n_clusters)),
                     {"method": "kmeans", "n_clusters": int(n_clusters),
                      "inertia": float(est.inertia_), "fit_seconds": round(seconds, 3)},
@@ -173,17 +184,20 @@ def fit_som(
     *, profiles: str, cluster_map: str, clusters: str, model: str, seisgo: str,
     metrics: str, som: Mapping[str, Any], source: str, tag: str,
     silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Any] | None = None,
 ) -> None:
     """Self-organizing map fit; the winning node of each profile is its cluster."""
     from seiscluster.velocity import outputs
     from seiscluster.velocity.som import ProfileSOM
 
     prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid)
     start = time.perf_counter()
-    est = ProfileSOM(**{k: v for k, v in som.items() if k != "figbase"}).fit(X)
+    est = ProfileSOM(**{k: v for k, v in som.items() if k != "figbase"}).fit(
+        X[nodes.keep], sample_weight=nodes.weights)
     seconds = time.perf_counter() - start
     nx, ny = est.grid_shape_
-    labels = est.labels_ + 1
+    labels = nodes.restore(est.labels_) + 1
     ids = np.asarray(est.populated_nodes_) + 1
     log.info("SOM %dx%d: %d populated nodes, quantization error %.4g in %.2f s", nx, ny,
              ids.size, est.quantization_error_, seconds)
@@ -198,15 +212,16 @@ def fit_som(
                                                          "of a node to its neighbours"}),
     }
     ds = outputs.clusters_dataset(
-        prof, labels, outputs.member_means(X, labels, ids), ids, method="SOM",
+        prof, labels, outputs.member_means(X[nodes.keep], est.labels_ + 1, ids), ids,
+        method="SOM",
         attrs={"grid_size": [nx, ny], "sigma": est.sigma, "learning_rate": est.learning_rate,
                "niteration": est.niteration, "random_state": est.random_state,
                "quantization_error": float(est.quantization_error_),
                "source": source, "tag": tag},
         extra=extra,
     )
-    record = outputs.som_seisgo_dict(prof, est, source=source, tag=tag)
-    _write_products(prof, labels, ds, est, record,
+    record = outputs.som_seisgo_dict(prof, est, labels - 1, source=source, tag=tag)
+    _write_products(prof, nodes, labels, ds, est, record,
                     outputs.seisgo_pickle_name(som.get("figbase"), f"{nx}x{ny}"),
                     {"method": "som", "grid_size": [int(nx), int(ny)],
                      "n_clusters": int(ids.size),
@@ -220,11 +235,13 @@ def fit_som(
 
 def figures(
     *, profiles: str, clusters: str, cluster_figure: str, map_figure: str,
-    som_figure: str | None = None, figsize: Sequence[float] | None = None, dpi: int = 120,
+    som_figure: str | None = None, probability_figure: str | None = None,
+    figsize: Sequence[float] | None = None, dpi: int = 120,
     markers: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit), one
-    colour per cluster in both; ``markers`` (``velocity.plot.markers``) on the map."""
+    """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit, the map
+    of the most probable cluster's probability for a Gaussian mixture), one colour per
+    cluster; ``markers`` (``velocity.plot.markers``) on the maps."""
     from seiscluster.plots import velocity as plots
 
     prof, X = _load_profiles(profiles)
@@ -248,18 +265,26 @@ def figures(
     if is_som and som_figure:
         plots.save(plots.plot_som_maps(ds["som_u_matrix"].values, ds["som_hits"].values),
                    som_figure, dpi)
+    if "probability" in ds and probability_figure:
+        plots.save(plots.plot_probability_map(ds, list(markers or ())), probability_figure,
+                   dpi)
 
 
 def _write_products(
-    prof: xr.Dataset, labels: np.ndarray, ds: xr.Dataset, estimator: Any,
-    record: dict[str, Any], pickle_name: str, summary: dict[str, Any], *,
-    cluster_map: str, clusters: str, model: str, seisgo: str, metrics: str, sample_size: int,
-    diagnostics: Mapping[str, Any] | None = None,
+    prof: xr.Dataset, nodes: GridNodes, labels: np.ndarray, ds: xr.Dataset, estimator: Any,
+    record: dict[str, Any] | None, pickle_name: str | None, summary: dict[str, Any], *,
+    cluster_map: str, clusters: str, model: str, seisgo: str | None, metrics: str,
+    sample_size: int, diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
+    """The products of every fit: cluster map (CSV), clusters (NetCDF), model pickle,
+    metrics (JSON) and, for the seisgo methods, seisgo's pickle (``record``)."""
+    from seiscluster.velocity.outputs import cluster_map_frame
+
     X = profile_array(prof)
     seed = int(getattr(estimator, "random_state", 0) or 0)
     summary = {**summary, "n_profiles": int(X.shape[0]),
-               **_scores(X, labels, prof, sample_size, seed)}
+               "repeated_nodes": nodes.n_duplicates, "weights": nodes.mode,
+               **_scores(X, labels, prof, nodes, sample_size, seed)}
     thresholds = diag.settings(diagnostics)
     what = f"velocity {summary['method']}"
     warnings = diag.small_clusters(labels, thresholds["min_cluster_size"], what) \
@@ -269,29 +294,124 @@ def _write_products(
     diag.log_warnings(log, warnings)
     summary["warnings"] = warnings
     with atomic_path(cluster_map) as tmp:
-        record["cluster_map"].to_csv(tmp, index=False)
-    write_netcdf(ds.assign_attrs({k: v for k, v in summary.items()
-                                          if isinstance(v, (int, float, str))}), clusters)
+        cluster_map_frame(prof, labels).to_csv(tmp, index=False)
+    write_netcdf(ds.assign_attrs({k: int(v) if isinstance(v, bool) else v
+                                  for k, v in summary.items()
+                                  if isinstance(v, (int, float, str))}), clusters)
     write_pickle(model, estimator)
-    folder = Path(seisgo)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_pickle(folder / pickle_name, record)
+    if record is not None and seisgo is not None and pickle_name is not None:
+        folder = Path(seisgo)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_pickle(folder / pickle_name, record)
     write_json(metrics, summary)
 
 
 def _scores(
-    X: np.ndarray, labels: np.ndarray, prof: xr.Dataset, sample_size: int, seed: int
+    X: np.ndarray, labels: np.ndarray, prof: xr.Dataset, nodes: GridNodes, sample_size: int,
+    seed: int,
 ) -> dict[str, Any]:
+    """Silhouette and Calinski-Harabasz scores of the distinct profiles (weighted as the
+    fit was), ARI against the example's provinces (every profile)."""
     from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, silhouette_score
 
     scores: dict[str, Any] = {}
-    if 1 < np.unique(labels).size < X.shape[0]:
+    Xu, lu, w = X[nodes.keep], labels[nodes.keep], nodes.weights
+    if 1 < np.unique(lu).size < Xu.shape[0] and w is None:
         scores["silhouette"] = float(silhouette_score(
-            X, labels, sample_size=min(sample_size, len(X)), random_state=seed))
-        scores["calinski_harabasz"] = float(calinski_harabasz_score(X, labels))
+            Xu, lu, sample_size=min(sample_size, len(Xu)), random_state=seed))
+        scores["calinski_harabasz"] = float(calinski_harabasz_score(Xu, lu))
+    elif 1 < np.unique(lu).size < Xu.shape[0]:
+        from seiscluster.velocity.elbow import quality
+
+        silhouette, ch = quality(Xu, [lu], "euclidean", None, seed, sample_size, 1, w)
+        scores["silhouette"], scores["calinski_harabasz"] = float(silhouette[0]), float(ch[0])
     if "province" in prof.coords:
         scores["ari_vs_truth"] = float(adjusted_rand_score(prof["province"].values, labels))
     return scores
+
+
+def fit_gmm(
+    *, profiles: str, cluster_map: str, clusters: str, model: str, metrics: str, scan: str,
+    scan_figure: str, gmm: Mapping[str, Any], source: str, tag: str,
+    nrange: Sequence[int] | None = None, choice: str | None = None, table: str | None = None,
+    silhouette_sample_size: int = 2000, diagnostics: Mapping[str, Any] | None = None,
+    grid: Mapping[str, Any] | None = None, dpi: int = 120,
+) -> None:
+    """Gaussian mixture (:class:`~seiscluster.velocity.gmm.ProfileGMM`, weighted EM under
+    ``grid``): the BIC / AIC scan over the elbow scan's k (its table, with ``bic``, ``aic``
+    and ``log_likelihood`` added, or ``nrange`` without one) and its figure; the mixture of
+    k ``gmm["n_clusters"]``, else the elbow scan's choice (``select: elbow``) or the scan's
+    smallest BIC / AIC; labels (most probable cluster) and posterior probabilities."""
+    from seiscluster.plots.elbow import plot_information_criteria
+    from seiscluster.plots.style import save
+    from seiscluster.velocity import outputs
+    from seiscluster.velocity.elbow import check_nrange
+    from seiscluster.velocity.gmm import ProfileGMM
+
+    prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid)
+    gmm = section("velocity.gmm", gmm)
+    est = ProfileGMM(**{k: v for k, v in gmm.items() if k not in ("n_clusters", "select")})
+    Xu = X[nodes.keep]
+    elbow_table = None if table is None else pd.read_csv(table)
+    ks = (elbow_table["k"].tolist() if elbow_table is not None
+          else check_nrange(nrange, Xu.shape[0]))
+    start = time.perf_counter()
+    ic = est.scan(Xu, ks, sample_weight=nodes.weights)
+    scan_seconds = time.perf_counter() - start
+    n_clusters = gmm["n_clusters"]
+    if n_clusters is None and gmm["select"] == "elbow":
+        if choice is None:
+            raise InputError("velocity.gmm.select=elbow needs the elbow scan: set "
+                             "velocity.gmm.n_clusters or velocity.gmm.select=bic or aic.")
+        n_clusters = json.loads(Path(choice).read_text())["n_clusters"]
+    elif n_clusters is None:
+        n_clusters = int(ic["k"][ic[gmm["select"]].idxmin()])
+    table_out = ic if elbow_table is None else elbow_table.merge(ic, on="k")
+    with atomic_path(scan) as tmp:
+        table_out.to_csv(tmp, index=False)
+    save(plot_information_criteria(ic, n_clusters), scan_figure, dpi)
+    start = time.perf_counter()
+    est.set_params(n_clusters=n_clusters).fit(Xu, sample_weight=nodes.weights)
+    seconds = time.perf_counter() - start
+    log.info("Gaussian mixture k=%d (%s, n_init=%d) on %d distinct profiles: BIC %.6g, "
+             "converged %s in %.2f s (scan over %d k: %.2f s)", n_clusters,
+             est.covariance_type, est.n_init, Xu.shape[0], est.bic_, est.converged_,
+             seconds, len(ks), scan_seconds)
+    ids = np.arange(1, n_clusters + 1)
+    labels = nodes.restore(est.labels_) + 1
+    probability = nodes.restore(est.probabilities_)
+    extra = {"probability": xr.DataArray(
+        np.stack([label_grid(prof, p) for p in probability.T]).astype(np.float32),
+        dims=("cluster", "latitude", "longitude"),
+        attrs={"long_name": "posterior probability of the Gaussian mixture cluster",
+               "units": "1", "comment": "sums to one over clusters; NaN where no profile"})}
+    ds = outputs.clusters_dataset(
+        prof, labels, est.means_, ids, method="Gaussian mixture",
+        attrs={"covariance_type": est.covariance_type, "n_init": est.n_init,
+               "random_state": est.random_state, "bic": float(est.bic_),
+               "aic": float(est.aic_), "source": source, "tag": tag},
+        extra=extra)
+    _write_products(prof, nodes, labels, ds, est, None, None,
+                    {"method": "gmm", "n_clusters": int(n_clusters),
+                     "select": gmm["select"] if gmm["n_clusters"] is None else "fixed",
+                     "covariance_type": est.covariance_type, "bic": float(est.bic_),
+                     "aic": float(est.aic_), "log_likelihood": float(est.log_likelihood_),
+                     "converged": est.converged_,
+                     "mean_max_probability": float(est.probabilities_.max(axis=1).mean()),
+                     "fit_seconds": round(seconds, 3), "scan_seconds": round(scan_seconds, 3)},
+                    cluster_map=cluster_map, clusters=clusters, model=model, seisgo=None,
+                    metrics=metrics, sample_size=silhouette_sample_size,
+                    diagnostics=diagnostics)
+
+
+def _grid_nodes(prof: xr.Dataset, grid: Mapping[str, Any] | None,
+                metric: str = "euclidean") -> GridNodes:
+    """The distinct nodes and weights of the profiles (``velocity.grid``), logged."""
+    nodes = grid_nodes(prof, **dict(grid or {}), metric=metric)
+    log.info("%d profiles: %d repeat a node and are clustered once; weights %s",
+             nodes.inverse.size, nodes.n_duplicates, nodes.mode)
+    return nodes
 
 
 def _load_profiles(path: str) -> tuple[xr.Dataset, np.ndarray]:
