@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -289,64 +290,69 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         x_squared_norms = cdist(X, np.zeros((1, X.shape[1])), metric="sqeuclidean").ravel()
         mean = X.mean(axis=0)
         Xc = X - mean  # centred copy: the expanded distances lose no precision
-        best: tuple[np.ndarray, float, int] | None = None
-        n_done = 0
+
+        def one_start() -> tuple[np.ndarray, float, int]:
+            seeds, _ = kmeans_plusplus(
+                X, self.n_clusters, x_squared_norms=x_squared_norms, random_state=rs,
+                sample_weight=weights,
+            )
+            centers, inertia, n_iter = _lloyd(
+                Xc, seeds - mean, self.max_iter, self.tol, n_threads,
+                np.ones(X.shape[0]) if weights is None else weights,
+            )
+            return centers + mean, inertia, n_iter
+
         # One BLAS thread inside the OpenMP chunks, as scikit-learn's KMeans does.
         with _THREADPOOLS.limit(limits=1, user_api="blas"):
-            for _ in range(max(self._n_starts, 10)):
-                if n_done == self._n_starts:
-                    break
-                seeds, _ = kmeans_plusplus(
-                    X, self.n_clusters, x_squared_norms=x_squared_norms, random_state=rs,
-                    sample_weight=weights,
-                )
-                try:
-                    centers, inertia, n_iter = _lloyd(
-                        Xc, seeds - mean, self.max_iter, self.tol, n_threads,
-                        np.ones(X.shape[0]) if weights is None else weights,
-                    )
-                except _EmptyCluster:
-                    continue
-                n_done += 1
-                if best is None or inertia < best[1]:
-                    best = (centers + mean, inertia, n_iter)
-        if best is None:
-            raise self._fail_empty(X.shape[0])
-        return best
+            return self._best_start(one_start, X.shape[0])
 
     def _band(self, n_depth: int) -> tuple[np.ndarray, np.ndarray]:
         """The DTW global constraint of ``metric_params`` as per-row bounds."""
         return dtw.dtw_band(n_depth, **self._metric_params(n_depth))
 
     def _fit_dtw(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
-        """tslearn's DTW ``fit`` (one ``RandomState`` stream, at most ``max(n_init, 10)``
-        attempts, a start that empties a cluster retried, the best inertia kept) on the
-        compiled engine; each start logged with its inertia and time."""
+        """tslearn's DTW ``fit`` (:meth:`_best_start` over tslearn's k-means++ and Lloyd
+        steps) on the compiled engine; each start logged with its inertia and time."""
         band = self._band(X.shape[1])
         n_jobs = effective_n_jobs(self.n_jobs)
         rs = check_random_state(self.random_state)
+
+        def one_start() -> tuple[np.ndarray, float, int]:
+            seeds = dtw.kmeans_plusplus(X, self.n_clusters, band, rs, n_jobs)
+            return _dtw_lloyd(X, seeds, self.max_iter, self.tol, band, n_jobs)
+
+        return self._best_start(one_start, X.shape[0], progress="dtw")
+
+    def _best_start(self, one_start: Callable[[], tuple[np.ndarray, float, int]],
+                    n_profiles: int, progress: str | None = None
+                    ) -> tuple[np.ndarray, float, int]:
+        """tslearn's restarts: ``one_start`` (centers, inertia, n_iter) until ``n_init``
+        starts succeed, at most ``max(n_init, 10)`` attempts (a start that empties a cluster
+        is retried), the lowest inertia kept. With ``progress`` (the metric's name) every
+        start and retry is logged."""
         best: tuple[np.ndarray, float, int] | None = None
         n_done = 0
         for _ in range(max(self._n_starts, 10)):
             if n_done == self._n_starts:
                 break
             start = time.perf_counter()
-            seeds = dtw.kmeans_plusplus(X, self.n_clusters, band, rs, n_jobs)
             try:
-                centers, inertia, n_iter = _dtw_lloyd(X, seeds, self.max_iter, self.tol,
-                                                      band, n_jobs)
+                centers, inertia, n_iter = one_start()
             except _EmptyCluster:
-                log.info("k-means k=%d (dtw): a start emptied a cluster, retried",
-                         self.n_clusters)
+                if progress:
+                    log.info("k-means k=%d (%s): a start emptied a cluster, retried",
+                             self.n_clusters, progress)
                 continue
             n_done += 1
             if best is None or inertia < best[1]:
                 best = (centers, inertia, n_iter)
-            log.info("k-means k=%d (dtw, %d profiles) start %d/%d: inertia %.6g after %d "
-                     "iterations in %.2f s", self.n_clusters, X.shape[0], n_done,
-                     self._n_starts, inertia, n_iter, time.perf_counter() - start)
+            if progress:
+                log.info("k-means k=%d (%s, %d profiles) start %d/%d: inertia %.6g after %d "
+                         "iterations in %.2f s", self.n_clusters, progress, n_profiles,
+                         n_done, self._n_starts, inertia, n_iter,
+                         time.perf_counter() - start)
         if best is None:
-            raise self._fail_empty(X.shape[0])
+            raise self._fail_empty(n_profiles)
         return best
 
     def _fit_centers(self, X: np.ndarray, weights: np.ndarray | None
