@@ -28,8 +28,8 @@ def test_kselect_and_diagnostics_defaults():
                 section.gap_references) == ("stable_criterion", 5, 0.8, 10)
     assert (cfg.velocity.elbow.sample_size, cfg.tremor.kscan.sample_size) == (1000, 5000)
     assert to_container(cfg.diagnostics) == {
-        "min_cluster_size": 2, "min_silhouette": 0.25, "min_stability": 0.9,
-        "min_dec_changed_fraction": 0.01, "max_topographic_error": 0.2}
+        "min_cluster_size": 2, "small_clusters": "warn", "min_silhouette": 0.25,
+        "min_stability": 0.9, "min_dec_changed_fraction": 0.01, "max_topographic_error": 0.2}
     cfg = compose(["velocity.elbow.rule=gap", "tremor.kscan.rule=criterion"])
     assert (cfg.velocity.elbow.rule.value, cfg.tremor.kscan.rule.value) == ("gap", "criterion")
 

@@ -209,6 +209,7 @@ BAD = {
     "compute.profiles_chunk": 0,
     "compute.spectrogram_block_days": -1,
     "diagnostics.min_cluster_size": 0,
+    "diagnostics.small_clusters": "drop",
     "diagnostics.min_silhouette": 2,
     "diagnostics.min_stability": ".nan",
     "diagnostics.min_dec_changed_fraction": -0.1,

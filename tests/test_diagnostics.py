@@ -64,6 +64,15 @@ def test_a_single_outlier_cluster_is_flagged():
     assert "fewer than 3" in diag.small_clusters(np.array([1, 1, 2, 2]), 3, "x")[0]["message"]
 
 
+def test_label_outliers_renumbers_the_other_clusters():
+    labels = np.array([1, 2, 2, 3, 4, 4, 4, 1, 3, 2])
+    assert diag.label_outliers(labels, 3).tolist() == [0, 1, 1, 0, 2, 2, 2, 0, 0, 1]
+    assert diag.label_outliers(labels, 1).tolist() == labels.tolist()
+    assert diag.label_outliers(np.array([1, 2]), 2).tolist() == [0, 0]
+    w = diag.small_clusters(labels, 3, "x", outliers=True)[0]["message"]
+    assert "labelled as outliers, cluster 0" in w and "diagnostics.small_clusters" in w
+
+
 def test_structureless_data_is_unstable_and_weakly_separated():
     X = np.random.default_rng(0).uniform(size=(300, 8))
     res, warnings = scan_warn(X, k_min=6, k_max=8, n_clusters=7)

@@ -202,6 +202,13 @@ class FeatureScaling(str, Enum):
     robust = "robust"
 
 
+class SmallClusters(str, Enum):
+    """What becomes of clusters smaller than ``diagnostics.min_cluster_size``."""
+
+    warn = "warn"
+    outliers = "outliers"
+
+
 class PrimaryLabels(str, Enum):
     """Which clustering gives ``tremor/labels.csv``."""
 
@@ -624,6 +631,7 @@ class DiagnosticsConfig:
     """Thresholds of the warnings (:mod:`seiscluster.diagnostics`)."""
 
     min_cluster_size: int = 2
+    small_clusters: SmallClusters = SmallClusters.warn
     min_silhouette: float = 0.25
     min_stability: float = 0.9
     min_dec_changed_fraction: float = 0.01

@@ -6,7 +6,9 @@ is well); the stages log them and store them as the ``warnings`` list of their
 the ``diagnostics`` config section (``conf/config.yaml``). Codes:
 
 - ``k_at_bound``: the chosen k is the smallest or largest k of the scan;
-- ``small_cluster``: clusters with fewer than ``min_cluster_size`` members;
+- ``small_cluster``: clusters with fewer than ``min_cluster_size`` members (with
+  ``small_clusters: outliers`` the tremor feature clustering labels their members as
+  outliers, cluster 0: :func:`label_outliers`);
 - ``low_silhouette``: mean silhouette below ``min_silhouette``;
 - ``unstable_k``: stability (mean pairwise ARI over seeds and subsamples) of the chosen k
   below ``min_stability``;
@@ -52,17 +54,31 @@ def k_at_bound(k: int, ks: Sequence[int], what: str) -> list[Warning_]:
                     f"{key} bound or fix k.")]
 
 
-def small_clusters(labels: np.ndarray, min_size: int, what: str) -> list[Warning_]:
-    """Clusters (by label value) with fewer than ``min_size`` members."""
+def small_clusters(labels: np.ndarray, min_size: int, what: str,
+                   outliers: bool = False) -> list[Warning_]:
+    """Clusters (by label value) with fewer than ``min_size`` members; ``outliers``: their
+    members were labelled as outliers (:func:`label_outliers`)."""
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     small = values[counts < min_size]
     if small.size == 0:
         return []
     sizes = ", ".join(f"{v}: {c}" for v, c in zip(values, counts, strict=True) if c < min_size)
+    fate = ("their members are labelled as outliers, cluster 0 (diagnostics.small_clusters)"
+            if outliers else "they may be outliers or transients rather than groups")
     return [warning("small_cluster", f"{what}: {small.size} of {values.size} clusters have "
-                    f"fewer than {int(min_size)} members (cluster: size {sizes}); they may be "
-                    "outliers or transients rather than groups "
+                    f"fewer than {int(min_size)} members (cluster: size {sizes}); {fate} "
                     "(diagnostics.min_cluster_size).")]
+
+
+def label_outliers(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """1-based ``labels`` with the members of clusters of fewer than ``min_size`` set to 0
+    (outliers, not a group) and the other clusters renumbered 1..k' in their order."""
+    labels = np.asarray(labels)
+    values, counts = np.unique(labels[labels > 0], return_counts=True)
+    kept = values[counts >= min_size]
+    lookup = np.zeros(int(labels.max(initial=0)) + 1, dtype=labels.dtype)
+    lookup[kept] = np.arange(1, kept.size + 1)
+    return lookup[labels]
 
 
 def low_silhouette(silhouette: float | None, threshold: float, what: str) -> list[Warning_]:
@@ -106,9 +122,11 @@ def high_topographic_error(error: float | None, threshold: float) -> list[Warnin
 
 
 def scan_warnings(table: pd.DataFrame, k: int, labels: np.ndarray, *, chosen: bool,
-                  thresholds: Mapping[str, Any], n_seeds: int, what: str) -> list[Warning_]:
+                  thresholds: Mapping[str, Any], n_seeds: int, what: str,
+                  outliers: bool = False) -> list[Warning_]:
     """The warnings about the k of a scan: at a bound (only where k was chosen, not
-    fixed), unstable, small clusters of its labels, low silhouette."""
+    fixed), unstable, small clusters of its labels (``outliers``: labelled as such),
+    low silhouette."""
     row = table[table["k"] == k]
 
     def value(column: str) -> float | None:
@@ -116,7 +134,7 @@ def scan_warnings(table: pd.DataFrame, k: int, labels: np.ndarray, *, chosen: bo
 
     out = k_at_bound(k, table["k"].tolist(), what) if chosen else []
     out += unstable_k(k, value("stability"), thresholds["min_stability"], n_seeds, what)
-    out += small_clusters(labels, thresholds["min_cluster_size"], what)
+    out += small_clusters(labels, thresholds["min_cluster_size"], what, outliers)
     out += low_silhouette(value("silhouette"), thresholds["min_silhouette"], what)
     return out
 

@@ -406,6 +406,7 @@ def dec_section(metrics: str | None, history: str | None) -> str:
 
 #: Rows of the side-by-side table of the two representations: (metrics key, label).
 COMPARED = (("n_clusters", "clusters (k)"), ("cluster_sizes", "cluster sizes"),
+            ("n_outliers", "outliers (cluster 0, diagnostics.small_clusters)"),
             ("ari", "ARI vs truth (majority regime)"),
             ("ari_pure", "ARI vs truth (windows >= 90 % one regime)"), ("nmi", "NMI vs truth"))
 

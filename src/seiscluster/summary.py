@@ -44,7 +44,7 @@ VELOCITY_METRICS = {
 #: Metrics of ``tremor/dec/metrics.json`` kept in the table.
 DEC_METRICS = ("n_clusters", "dec_iterations", "dec_converged", "ari", "nmi", "ari_kmeans")
 #: Metrics of ``tremor/features/metrics.json`` (the interpretable features) kept.
-FEATURE_METRICS = ("n_clusters", "ari", "ari_pure", "nmi")
+FEATURE_METRICS = ("n_clusters", "n_outliers", "ari", "ari_pure", "nmi")
 #: Labels compared between runs: column prefix -> labels file in the run folder.
 LABELS = {
     "velocity_kmeans": "velocity/kmeans/cluster_map.csv",

@@ -131,6 +131,24 @@ def test_missing_or_incompatible_trained_run_is_one_sentence(trained, tmp_path):
         run_apply(trained, tmp_path / "q", files, novelty_quantile=1.5)
 
 
+def test_outliers_of_the_training_are_left_out(trained, tmp_path):
+    """Windows labelled 0 (diagnostics.small_clusters: outliers) shape no centre."""
+    run = tmp_path / "outliers"
+    shutil.copytree(trained["run"], run)
+    path = run / "tremor" / "features" / "labels.csv"
+    labels = pd.read_csv(path)
+    base = load_trained(trained["run"])
+    labels.loc[labels.index[:3], "cluster"] = 0
+    labels.to_csv(path, index=False)
+    model = load_trained(run)
+    assert model.k == base.k and model.sizes.sum() == base.sizes.sum() - 3
+    assert not np.allclose(model.centres, base.centres)
+    labels.loc[labels.index[3], "cluster"] = -1
+    labels.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"not numbered 1\.\.k \(0 for outliers\)"):
+        load_trained(run)
+
+
 def test_series_of_another_trained_model_is_not_extended(trained, tmp_path):
     files = trained["files"][TRAIN:TRAIN + 1]
     _, paths = run_apply(trained, tmp_path, files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,27 +142,36 @@ def test_bad_feature_settings(cfg, key):
         feat.FeatureSettings.from_config(cfg)
 
 
-def test_feature_stage_on_a_small_example(tmp_path):
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory):
+    """Two days of the example written to files, its truth and the config on them."""
+    folder = tmp_path_factory.mktemp("two_days")
+    ex = synthetic.make_example(days=2, seed=3)
+    synthetic.write_example(ex, folder / "wf", folder / "truth.csv")
+    cfg = compose(["data.waveforms.source=files",
+                   f"data.waveforms.files=['{folder}/wf/*.mseed']", "tremor.kscan.k_max=5"])
+    return folder, cfg
+
+
+def run_feature_stage(two_days, out, diagnostics=None) -> dict[str, str]:
+    """The features stage on the two days, outputs in ``out``."""
+    folder, cfg = two_days
+    paths = {k: str(out / f) for k, f in (
+        ("table", "features.nc"), ("scan", "kscan.csv"), ("choice", "choice.json"),
+        ("labels", "labels.csv"), ("metrics", "metrics.json"), ("kscan_figure", "kscan.png"))}
+    stages.features(**paths, waveforms=to_container(cfg.data.waveforms),
+                    preprocess=to_container(cfg.tremor.preprocess),
+                    spectrogram=to_container(cfg.tremor.spectrogram),
+                    features=to_container(cfg.tremor.features),
+                    kscan=to_container(cfg.tremor.kscan), channels="stack", seed=0,
+                    truth=str(folder / "truth.csv"), diagnostics=diagnostics)
+    return paths
+
+
+def test_feature_stage_on_a_small_example(two_days, tmp_path):
     """Two days of the example: every output written, CF attributes, the labels file like
     the DEC labels, ARI against the truth, identical on a second run."""
-    ex = synthetic.make_example(days=2, seed=3)
-    synthetic.write_example(ex, tmp_path / "wf", tmp_path / "truth.csv")
-    cfg = compose(["data.waveforms.source=files",
-                   f"data.waveforms.files=['{tmp_path}/wf/*.mseed']", "tremor.kscan.k_max=5"])
-    outs = {}
-    for run in ("a", "b"):
-        out = tmp_path / run
-        paths = {k: str(out / f) for k, f in (
-            ("table", "features.nc"), ("scan", "kscan.csv"), ("choice", "choice.json"),
-            ("labels", "labels.csv"), ("metrics", "metrics.json"),
-            ("kscan_figure", "kscan.png"))}
-        stages.features(**paths, waveforms=to_container(cfg.data.waveforms),
-                        preprocess=to_container(cfg.tremor.preprocess),
-                        spectrogram=to_container(cfg.tremor.spectrogram),
-                        features=to_container(cfg.tremor.features),
-                        kscan=to_container(cfg.tremor.kscan), channels="stack", seed=0,
-                        truth=str(tmp_path / "truth.csv"))
-        outs[run] = paths
+    outs = {run: run_feature_stage(two_days, tmp_path / run) for run in ("a", "b")}
     labels = pd.read_csv(outs["a"]["labels"])
     assert list(labels.columns) == ["window_start", "cluster", "distance"]
     choice = json.loads((tmp_path / "a/choice.json").read_text())
@@ -170,12 +180,40 @@ def test_feature_stage_on_a_small_example(tmp_path):
     assert len(labels) == 48 - 1  # one window holds the 50 % gap (skipped)
     metrics = json.loads((tmp_path / "a/metrics.json").read_text())
     assert {"ari", "nmi", "ari_pure", "n_pure", "contingency"} <= set(metrics)
+    assert metrics["n_outliers"] == 0
     with xr.open_dataset(outs["a"]["table"]) as ds:
         assert ds["feature"].dims == ("window", "channel", "name")
         assert ds["feature_units"].size == ds.sizes["name"]
         assert ds.attrs["Conventions"].startswith("CF")
         assert ds["window"].attrs["long_name"]
     pd.testing.assert_frame_equal(labels, pd.read_csv(outs["b"]["labels"]))
+
+
+def test_small_clusters_labelled_as_outliers(two_days, tmp_path):
+    """``diagnostics.small_clusters: outliers``: the members of the clusters below the
+    minimum size get cluster 0, the other clusters keep their members, numbered 1..k'."""
+    warned = pd.read_csv(run_feature_stage(two_days, tmp_path / "warn")["labels"])
+    sizes = warned["cluster"].value_counts()
+    limit = int(sizes.max())  # every cluster but the largest (and its equals) is small
+    small = sizes.index[sizes < limit]
+    assert small.size >= 1
+    settings = {"min_cluster_size": limit, "small_clusters": "outliers"}
+    paths = run_feature_stage(two_days, tmp_path / "out", settings)
+    labelled = pd.read_csv(paths["labels"])
+    outlier = warned["cluster"].isin(small).to_numpy()
+    assert (labelled["cluster"].to_numpy()[outlier] == 0).all()
+    kept = labelled["cluster"].to_numpy()[~outlier]
+    assert sorted(set(kept)) == list(range(1, (sizes >= limit).sum() + 1))
+    pd.testing.assert_series_equal(  # same partition of the other windows
+        pd.Series(kept).groupby(warned["cluster"].to_numpy()[~outlier]).nunique(),
+        pd.Series(1, index=sorted(set(warned["cluster"].to_numpy()[~outlier]))),
+        check_names=False, check_index_type=False)
+    metrics = json.loads(Path(paths["metrics"]).read_text())
+    assert metrics["n_outliers"] == outlier.sum()
+    assert metrics["n_clusters"] == len(metrics["cluster_sizes"]) == (sizes >= limit).sum()
+    choice = json.loads(Path(paths["choice"]).read_text())
+    message = [w["message"] for w in choice["warnings"] if w["code"] == "small_cluster"]
+    assert message and "labelled as outliers, cluster 0" in message[0]
 
 
 def test_primary_labels(tmp_path):

@@ -215,11 +215,13 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
     centre, scale = feat.scaling_statistics(x, fset.scaling)
     z = (x - centre) / scale
     cluster = labels["cluster"].to_numpy(int)
-    k = int(cluster.max())
-    sizes = np.bincount(cluster, minlength=k + 1)[1:]
-    if cluster.min() < 1 or (sizes == 0).any():
+    inlier = cluster != 0  # 0: an outlier of the training (diagnostics.small_clusters)
+    z, cluster = z[inlier], cluster[inlier]
+    k = int(cluster.max(initial=0))
+    sizes = np.bincount(np.maximum(cluster, 0), minlength=k + 1)[1:]
+    if k == 0 or cluster.min() < 1 or (sizes == 0).any():
         raise InputError(f"{AKEY}.run: the clusters of {folder / 'labels.csv'} are not "
-                         f"numbered 1..{k}; rerun the trained run.")
+                         "numbered 1..k (0 for outliers); rerun the trained run.")
     centres = np.stack([z[cluster == j].mean(axis=0) for j in range(1, k + 1)])
     spread = cluster_spread(z, cluster, centres)
     dist = spread_distance(z, centres[cluster - 1], spread[cluster - 1])

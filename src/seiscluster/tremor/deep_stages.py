@@ -436,13 +436,14 @@ def run_scan(z: np.ndarray, ks: Mapping[str, Any], seed: int, threads: int,
 
 def write_scan(result: Any, ks: Mapping[str, Any], labels: np.ndarray,
                thresholds: Mapping[str, Any], scan: str, choice: str, what: str,
-               **extra: Any) -> None:
+               outliers: bool = False, **extra: Any) -> None:
     """A k scan's table (CSV) and its choice (JSON: k, rule, scores of the chosen k and the
-    ``warnings`` of :mod:`seiscluster.diagnostics` on the chosen clusters ``labels``)."""
+    ``warnings`` of :mod:`seiscluster.diagnostics` on the chosen clusters ``labels``;
+    ``outliers``: the members of its small clusters were labelled as outliers)."""
     k = int(result.n_clusters)
     warnings = diag.scan_warnings(
         result.table, k, labels, chosen=ks["n_clusters"] is None,
-        thresholds=thresholds, n_seeds=ks["stability_seeds"], what=what)
+        thresholds=thresholds, n_seeds=ks["stability_seeds"], what=what, outliers=outliers)
     diag.log_warnings(log, warnings)
     columns = ["k", "calinski_harabasz", "silhouette", "davies_bouldin", "inertia",
                *kselect.COLUMNS, *(c for c in ("bic", "aic") if c in result.table)]

@@ -170,8 +170,9 @@ def features(
     """Interpretable features of every window (:mod:`~seiscluster.tremor.features`, from
     the full-resolution STFT frames), standardised, then the same k scan and k-means as the
     embeddings: ``features.nc`` (CF), ``kscan.csv``, ``choice.json``, ``labels.csv``
-    (window start[, channel], cluster 1-based by mean level ascending, distance to its
-    centre) and ``metrics.json`` (sizes; ARI / NMI against ``truth`` when given)."""
+    (window start[, channel], cluster 1-based by mean level ascending, 0 for an outlier
+    under ``diagnostics.small_clusters: outliers``, distance to its k-means centre) and
+    ``metrics.json`` (sizes; ARI / NMI against ``truth`` when given)."""
     import dask
 
     from seiscluster import diagnostics as diag
@@ -227,7 +228,10 @@ def features(
     order = order_by_power(power[:, None], fit.labels, k)
     new = np.empty_like(order)
     new[order] = np.arange(k)
-    cluster = new[fit.labels] + 1
+    clustered = new[fit.labels] + 1
+    outliers = thresholds["small_clusters"] == "outliers"
+    cluster = (diag.label_outliers(clustered, thresholds["min_cluster_size"]) if outliers
+               else clustered)
     distance = np.linalg.norm(z - fit.centres[fit.labels].astype(np.float64), axis=1)
     times = starts[w_idx].astype("datetime64[ns]")
     out = pd.DataFrame({"window_start": pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M:%S")})
@@ -237,7 +241,8 @@ def features(
     out["distance"] = np.round(distance, 6)
     with atomic_path(labels) as tmp:
         out.to_csv(tmp, index=False)
-    write_scan(result, kscan, cluster, thresholds, scan, choice, "tremor feature k-means scan",
+    write_scan(result, kscan, clustered, thresholds, scan, choice,
+               "tremor feature k-means scan", outliers,
                n_samples=int(z.shape[0]), n_features=int(z.shape[1]),
                features_seconds=round(t_features, 3), scan_seconds=round(t_scan, 3))
     ds = feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names, fset,
@@ -247,9 +252,10 @@ def features(
         "waveforms": dict(waveforms), "preprocess": asdict(rec.prep),
         "spectrogram": asdict(settings), "features": asdict(fset), "channels": channels}))
     write_netcdf(ds, table)
-    sizes = np.bincount(cluster, minlength=k + 1)[1:]
-    scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(k),
-                              "cluster_sizes": sizes.tolist()}
+    counts = np.bincount(cluster, minlength=2)
+    sizes = counts[1:]
+    scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(sizes.size),
+                              "cluster_sizes": sizes.tolist(), "n_outliers": int(counts[0])}
     if truth is not None:
         regime, fraction = synthetic.truth_of(truth, times)
         scores |= synthetic.truth_scores(regime, fraction, cluster)
