@@ -210,6 +210,7 @@ BAD = {
     "compute.spectrogram_block_days": -1,
     "diagnostics.min_cluster_size": 0,
     "diagnostics.small_clusters": "drop",
+    "velocity.tectonics": "maybe",
     "diagnostics.min_silhouette": 2,
     "diagnostics.min_stability": ".nan",
     "diagnostics.min_dec_changed_fraction": -0.1,

@@ -454,6 +454,7 @@ class VelocityConfig:
     gmm: GmmConfig = field(default_factory=GmmConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    tectonics: bool = False
 
 
 @dataclass
@@ -1059,6 +1060,7 @@ RULES: dict[str, Rule] = {
     "velocity.gmm.random_state": SEED,
     "velocity.plot.dpi": integer(10),
     "velocity.compare.run": text("a finished run's folder", null=True),
+    "velocity.tectonics": Rule("true or false", lambda v: isinstance(v, bool)),
     "velocity.compare.max_distance_km": number(0, lo_open=True, unit=" km", null=True),
     # tremor.preprocess
     "tremor.preprocess.taper": number(0, 0.5),
@@ -1350,8 +1352,20 @@ def _compare(cmp: Mapping[str, Any], cfg: Any) -> str | None:
     return None
 
 
+def _tectonics(vel: Mapping[str, Any], cfg: Any) -> str | None:
+    methods = [_plain(m) for m in vel["methods"]]
+    if vel["tectonics"] and ("kmeans" not in methods
+                             or _plain(vel["kmeans"]["metric"]) != "euclidean"):
+        return ("velocity.tectonics: expected false unless kmeans is among velocity.methods "
+                "with velocity.kmeans.metric=euclidean (it refits k-means with the other "
+                f"area weighting), got true with methods={methods} and metric="
+                f"{_plain(vel['kmeans']['metric'])}.")
+    return None
+
+
 RELATIONS: list[tuple[str, Relation]] = [
     ("apply", _apply),
+    ("velocity", _tectonics),
     ("velocity.compare", _compare),
     ("data.velocity.example", _example_model),
     ("data.waveforms", _waveforms),

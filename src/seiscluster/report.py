@@ -475,6 +475,23 @@ def compare_section(metrics: str, figure_path: str | None) -> str:
 
 # --------------------------------------------------------------------------- assembly
 
+def tectonics_section(metrics: str, shares: str | None, figure_path: str | None) -> str:
+    """The run's k-means against the tectonic classes, weighted beside unweighted."""
+    record = load_json(metrics, "tectonic comparison")
+    lead = (f"k = {record['n_clusters']}: the run's k-means (weights {record['run_weights']}) "
+            f"and k-means with weights {record['other_weights']} agree at ARI "
+            f"{record['ari_between']:.3f} ({100 * record['same_cluster_area']:.1f} % of the "
+            "area in the same cluster after matching). Purity against the tectonic classes: "
+            + "; ".join(f"{name} {value:.3f}" for name, value in record["purity"].items())
+            + ".")
+    parts = [note(lead), figure(figure_path, "tectonic context", caption("tectonics_figure"))]
+    if shares:
+        frame = pd.read_csv(shares).rename(columns=record.get("classes", {}))
+        parts += ["<h3>Area of each cluster (% of the total) and its classes (% of the "
+                  "cluster)</h3>", table(frame, "{:.1f}")]
+    return section("velocity-tectonics", "Velocity: Tectonic context", parts)
+
+
 def write_report(path: str | Path, title: str, sections: Sequence[str], config_yaml: str) -> None:
     """Assemble the sections, a table of contents and the resolved config into one file."""
     stamp = f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
@@ -522,6 +539,10 @@ def report_stage(
             methods={m: {key[len(m) + 1:]: value for key, value in inputs.items()
                          if key.startswith(f"{m}_")} for m in methods},
             no_elbow_reason=_no_elbow_reason(cfg, methods))
+    if "tectonics_metrics" in inputs:
+        sections.append(tectonics_section(inputs["tectonics_metrics"],
+                                          inputs.get("tectonics_table"),
+                                          inputs.get("tectonics_figure")))
     if "compare_metrics" in inputs:
         sections.append(compare_section(inputs["compare_metrics"],
                                         inputs.get("compare_agreement")))

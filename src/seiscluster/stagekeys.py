@@ -213,6 +213,19 @@ STAGES: dict[str, Stage] = {
                  "probability_figure": _figure("probability_map.png", "gmm_probability",
                                                "Gaussian mixture", "gmm_probability_figure")},
     ),
+    "velocity_tectonics": Stage(
+        function="seiscluster.velocity.stages:tectonics",
+        reads={"kmeans": "velocity.kmeans", "grid": "velocity.grid",
+               "dpi": "velocity.plot.dpi"},
+        folder="velocity/tectonics", upstream=("velocity_profiles", "velocity_kmeans"),
+        parallel=True,
+        inputs={"profiles": "velocity_profiles.profiles",
+                "clusters": "velocity_kmeans.clusters"},
+        outputs={"table": Product("classes.csv", report="tectonics_table"),
+                 "metrics": Product("metrics.json", report="tectonics_metrics"),
+                 "figure": _figure("maps.png", "tectonics", "Tectonic context",
+                                   "tectonics_figure")},
+    ),
     "velocity_som_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
         folder="velocity/som", upstream=("velocity_profiles", "velocity_som"),
@@ -355,6 +368,8 @@ def active_stages(cfg: DictConfig) -> list[str]:
                 "gmm" in methods and cfg.velocity.gmm.n_clusters is None
                 and _name(cfg.velocity.gmm.select) == "elbow"):
             wanted.add("velocity_elbow")
+        if cfg.velocity.tectonics:
+            wanted.add("velocity_tectonics")
     if "tremor" in branches:
         wanted |= {name for name, st in STAGES.items()
                    if st.branch == "tremor" and name != "tremor_example"}

@@ -288,3 +288,33 @@ def plot_agreement(applied: xr.Dataset, run: xr.Dataset, title: str,
                     f"of {applied.attrs['n_compared']} nodes (ARI "
                     f"{applied.attrs['ari']:.2f})", fontsize=10)
     return fig
+
+
+#: Colours of the tectonic classes (seiscluster.velocity.tectonics.CLASSES order): oceans
+#: in blues from young to old, continents from stable (brown) to active (red), margins grey.
+TECTONIC_COLOURS = ("#c6dbef", "#6baed6", "#08519c", "#8c510a", "#dfc27d", "#d6604d",
+                    "#bdbdbd")
+
+
+def plot_tectonics(classes: np.ndarray, run: np.ndarray, other: np.ndarray,
+                   lat: np.ndarray, lon: np.ndarray, ids: np.ndarray,
+                   titles: Sequence[str], class_names: Sequence[str]) -> Figure:
+    """Three maps on the grid ``(lat, lon)``: the tectonic class codes ``classes`` (0-based,
+    NaN: no node), the run's clusters ``run`` and the other clustering ``other`` (matched to
+    the run's colours); ``titles`` of the two clusterings."""
+    projection = maps.choose_projection(lon, lat)
+    fig = Figure(figsize=(18.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    codes = np.arange(len(class_names))
+    cmap, norm, ticks = discrete_norm(codes, list(TECTONIC_COLOURS[:len(codes)]))
+    mesh, _ = maps.draw_map(axes[0], lon, lat, classes, cmap, norm, projection=projection)
+    bar = fig.colorbar(mesh, ax=axes[0], ticks=ticks, shrink=0.8)
+    bar.ax.set_yticklabels(class_names, fontsize=7)
+    bar.minorticks_off()
+    axes[0].set_title("tectonic class (CRUST1.0 types, ocean-floor age)", fontsize=10)
+    cmap, norm, ticks = discrete_norm(ids, colours_for_ids(ids))
+    for ax, grid, title in zip(axes[1:], (run, other), titles, strict=True):
+        mesh, _ = maps.draw_map(ax, lon, lat, grid, cmap, norm, projection=projection)
+        fig.colorbar(mesh, ax=ax, ticks=ticks, shrink=0.8, label="cluster").minorticks_off()
+        ax.set_title(title, fontsize=10)
+    return fig

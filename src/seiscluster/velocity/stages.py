@@ -405,6 +405,72 @@ def fit_gmm(
                     diagnostics=diagnostics)
 
 
+def tectonics(
+    *, profiles: str, clusters: str, table: str, metrics: str, figure: str,
+    kmeans: Mapping[str, Any], grid: Mapping[str, Any] | None = None, dpi: int = 120,
+    threads: int = 1,
+) -> None:
+    """The run's k-means clusters against the tectonic classes of
+    :mod:`~seiscluster.velocity.tectonics`, beside k-means of the same k, settings and seed
+    with the other area weighting (``velocity.grid.weights``: unweighted when the run was
+    weighted, ``cos_lat`` when it was not): per clustering and cluster, its share of the
+    area and the share of its area in every class (``table``); the purity of each
+    clustering against the classes and their agreement (ARI over the distinct nodes) in
+    ``metrics``; the class map beside both clusterings (``figure``)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from seiscluster.velocity import tectonics as tec
+    from seiscluster.velocity.grid import area_weights
+    from seiscluster.velocity.kmeans import ProfileKMeans
+
+    prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid, kmeans["metric"])
+    with xr.open_dataset(clusters) as ds:
+        run_grid, ids = ds["cluster_label"].values, ds["cluster"].values.astype(int)
+    i, j = prof["lat_index"].values, prof["lon_index"].values
+    run_labels = run_grid[i, j].astype(int)[nodes.keep]
+    other_mode = "none" if nodes.mode == "cos_lat" else "cos_lat"
+    weights = area_weights(prof, nodes.keep)
+    start = time.perf_counter()
+    est = ProfileKMeans(n_clusters=ids.size, **_kmeans_kwargs(kmeans), n_jobs=threads).fit(
+        X[nodes.keep], sample_weight=weights if other_mode == "cos_lat" else None)
+    other = tec.matched(run_labels, est.labels_ + 1, ids)
+    log.info("k-means k=%d with weights %s (the run: %s) in %.2f s", ids.size, other_mode,
+             nodes.mode, time.perf_counter() - start)
+    lat, lon = prof["latitude"].values[nodes.keep], prof["longitude"].values[nodes.keep]
+    classes = tec.classes_at(lat, lon)
+    names = {f"weights {nodes.mode} (the run)": run_labels, f"weights {other_mode}": other}
+    shares = pd.concat([tec.class_shares(labels, classes, weights).assign(clustering=name)
+                        for name, labels in names.items()])
+    with atomic_path(table) as tmp:
+        shares[["clustering", *shares.columns[:-1]]].to_csv(tmp, index=False,
+                                                            float_format="%.2f")
+    ari = float(adjusted_rand_score(run_labels, other))
+    record = {"n_clusters": int(ids.size), "run_weights": nodes.mode,
+              "other_weights": other_mode, "ari_between": ari,
+              "same_cluster_area": float(weights[run_labels == other].sum() / weights.sum()),
+              "purity": {name: tec.purity(labels, classes, weights)
+                         for name, labels in names.items()},
+              "class_area": {tec.CLASSES[c]: float(weights[classes == c].sum()
+                                                   / weights.sum())
+                             for c in tec.CLASSES},
+              "classes": tec.CLASSES}
+    write_json(metrics, record)
+    log.info("weights %s vs %s: ARI %.3f; purity against the tectonic classes %s", nodes.mode,
+             other_mode, ari, {k: round(v, 3) for k, v in record["purity"].items()})
+    from seiscluster.plots import velocity as plots  # matplotlib only where needed
+
+    codes = {c: n for n, c in enumerate(tec.CLASSES)}
+    every = tec.classes_at(prof["latitude"].values, prof["longitude"].values)
+    fig = plots.plot_tectonics(
+        label_grid(prof, np.array([codes[c] for c in every], dtype=float)), run_grid,
+        label_grid(prof, nodes.restore(other)), prof["grid_latitude"].values,
+        prof["grid_longitude"].values, ids,
+        [f"{title}: purity {record['purity'][title]:.2f}" for title in names],
+        list(tec.CLASSES.values()))
+    plots.save(fig, figure, dpi)
+
+
 def _grid_nodes(prof: xr.Dataset, grid: Mapping[str, Any] | None,
                 metric: str = "euclidean") -> GridNodes:
     """The distinct nodes and weights of the profiles (``velocity.grid``), logged."""
