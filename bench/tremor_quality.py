@@ -14,7 +14,9 @@ on the windows at least 90 % inside one regime (``ari_pure``), and the wall time
   column standardised, k-means with k = 4 fixed (the naive baseline of issue 12; its CH
   choice of k is shown too);
 - ``features``: the run's interpretable features (``tremor.features``, default
-  configuration) -> the same k scan; ``features:sets=a+b`` with only those groups,
+  configuration) -> the same k scan, then every method of ``tremor.cluster`` at its k
+  (``--methods``; one row each, the time is that of all of them); variants, k-means only:
+  ``features:sets=a+b`` with only those groups,
   ``features:frame=<s>`` another frame length, ``features:scaling=robust`` (combine with
   commas);
 - ``spectrogram:<pooling>``: the run's 96 x 128 spectrograms (1-15 Hz here) with mean /
@@ -24,8 +26,9 @@ on the windows at least 90 % inside one regime (``ari_pure``), and the wall time
   (``tremor=example`` schedule) trained on those spectrograms and its embeddings' k scan
   (minutes each).
 
-The spectrogram and autoencoder embeddings are clustered at the scan's k by every method
-of ``tremor.cluster`` (``--methods``; one row each, the time is the representation's).
+The spectrogram and autoencoder embeddings too are clustered at the scan's k by every
+method of ``tremor.cluster`` (``--methods``; one row each, the time is the
+representation's).
 
 Archives: ``default`` (the embedded example, seed 0) and ``second`` (other seed, rates,
 amplitudes, days and sampling rate) were used while choosing the defaults; ``heldout``
@@ -109,7 +112,7 @@ def sections(cfg) -> dict:
     return {k: to_container(v) for k, v in (
         ("waveforms", cfg.data.waveforms), ("preprocess", cfg.tremor.preprocess),
         ("spectrogram", cfg.tremor.spectrogram), ("features", cfg.tremor.features),
-        ("kscan", cfg.tremor.kscan))}
+        ("kscan", cfg.tremor.kscan), ("cluster", cfg.tremor.cluster))}
 
 
 def score(labels: np.ndarray, windows: np.ndarray, truth: Path) -> dict:
@@ -126,8 +129,8 @@ def run_features(files: Path, truth: Path, out: Path, overrides: list[str], thre
                     choice=str(out / "choice.json"), labels=str(out / "labels.csv"),
                     metrics=str(out / "metrics.json"), waveforms=sec["waveforms"],
                     preprocess=sec["preprocess"], spectrogram=sec["spectrogram"],
-                    features=sec["features"], kscan=sec["kscan"], channels="stack",
-                    seed=int(cfg.seed), truth=str(truth), threads=threads)
+                    features=sec["features"], kscan=sec["kscan"], cluster=sec["cluster"],
+                    channels="stack", seed=int(cfg.seed), truth=str(truth), threads=threads)
     m = json.loads((out / "metrics.json").read_text())
     return {"k": m["n_clusters"], "ari": m["ari"], "ari_pure": m["ari_pure"]}
 
@@ -170,7 +173,10 @@ def evaluate(rep: str, files: Path, truth: Path, work: Path, threads: int,
                 for key, _, value in (part.partition("=") for part in arg.split(",") if part)]
         over = [f"{o.split('=')[0]}=[{o.split('=')[1]}]" if ".sets=" in o else o
                 for o in over]
-        return [{"method": "kmeans", **run_features(files, truth, work, over, threads)}]
+        return [{"method": method,
+                 **run_features(files, truth, work / method,
+                                [*over, f"tremor.cluster.method={method}"], threads)}
+                for method in (["kmeans"] if arg else methods)]
     if kind in ("spectrogram", "autoencoder"):
         over = [f"tremor.spectrogram.pooling={arg}", "tremor.spectrogram.fmax=15.0"]
         cfg = config(files, *over)

@@ -153,7 +153,7 @@ def two_days(tmp_path_factory):
     return folder, cfg
 
 
-def run_feature_stage(two_days, out, diagnostics=None) -> dict[str, str]:
+def run_feature_stage(two_days, out, diagnostics=None, cluster=None) -> dict[str, str]:
     """The features stage on the two days, outputs in ``out``."""
     folder, cfg = two_days
     paths = {k: str(out / f) for k, f in (
@@ -164,7 +164,8 @@ def run_feature_stage(two_days, out, diagnostics=None) -> dict[str, str]:
                     spectrogram=to_container(cfg.tremor.spectrogram),
                     features=to_container(cfg.tremor.features),
                     kscan=to_container(cfg.tremor.kscan), channels="stack", seed=0,
-                    truth=str(folder / "truth.csv"), diagnostics=diagnostics)
+                    truth=str(folder / "truth.csv"), diagnostics=diagnostics,
+                    cluster=cluster)
     return paths
 
 
@@ -187,6 +188,18 @@ def test_feature_stage_on_a_small_example(two_days, tmp_path):
         assert ds.attrs["Conventions"].startswith("CF")
         assert ds["window"].attrs["long_name"]
     pd.testing.assert_frame_equal(labels, pd.read_csv(outs["b"]["labels"]))
+
+
+@pytest.mark.parametrize("method", ["gmm", "agglomerative"])
+def test_feature_clustering_follows_tremor_cluster(two_days, tmp_path, method):
+    """``tremor.cluster.method`` clusters the features at the scan's k too."""
+    base = pd.read_csv(run_feature_stage(two_days, tmp_path / "kmeans")["labels"])
+    paths = run_feature_stage(two_days, tmp_path / method, cluster={"method": method})
+    labels = pd.read_csv(paths["labels"])
+    metrics = json.loads(Path(paths["metrics"]).read_text())
+    assert metrics["method"] == method and metrics["n_clusters"] == base["cluster"].max()
+    assert sorted(labels["cluster"].unique()) == list(range(1, metrics["n_clusters"] + 1))
+    assert metrics["ari"] > 0.5  # the two days' regimes are found by every method
 
 
 def test_small_clusters_labelled_as_outliers(two_days, tmp_path):

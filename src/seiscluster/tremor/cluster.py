@@ -9,7 +9,8 @@ runs single-threaded and is deterministic. umap-learn is imported only by ``umap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,15 @@ class EmbeddingClusterer:
         self.covariance_type, self.linkage = covariance_type, linkage
         self.n_neighbors, self.n_components, self.min_dist = n_neighbors, n_components, min_dist
         self.seed = seed
+
+    @classmethod
+    def from_config(cls, cluster: Mapping[str, Any], k: int, n_init: int,
+                    seed: int) -> EmbeddingClusterer:
+        """The clusterer of a checked ``tremor.cluster`` section at ``k``."""
+        return cls(cluster["method"], k, n_init=n_init, seed=int(seed),
+                   **{key: cluster[key] for key in ("covariance_type", "linkage",
+                                                    "n_neighbors", "n_components",
+                                                    "min_dist")})
 
     def fit(self, z: np.ndarray) -> EmbeddingClusterer:
         z = np.asarray(z, dtype=np.float64)

@@ -392,10 +392,7 @@ def _cluster_embedding(ds: xr.Dataset, samples, z: np.ndarray, k: int, cl: Mappi
     from seiscluster.plots.style import save
     from seiscluster.tremor.cluster import EmbeddingClusterer, information_criteria
 
-    model = EmbeddingClusterer(
-        cl["method"], k, n_init=ks["n_init"], seed=int(seed),
-        **{key: cl[key] for key in ("covariance_type", "linkage", "n_neighbors",
-                                    "n_components", "min_dist")}).fit(z)
+    model = EmbeddingClusterer.from_config(cl, k, ks["n_init"], seed).fit(z)
     order = order_by_power(samples.x, model.labels_, k)
     new = np.empty_like(order)
     new[order] = np.arange(k)

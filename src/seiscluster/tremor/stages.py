@@ -165,25 +165,28 @@ def features(
     spectrogram: Mapping[str, Any], features: Mapping[str, Any], kscan: Mapping[str, Any],
     channels: str, seed: int, files: Sequence[str] | None = None, truth: str | None = None,
     threads: int = 1, compute: Mapping[str, Any] | None = None,
-    diagnostics: Mapping[str, Any] | None = None,
+    diagnostics: Mapping[str, Any] | None = None, cluster: Mapping[str, Any] | None = None,
 ) -> None:
     """Interpretable features of every window (:mod:`~seiscluster.tremor.features`, from
-    the full-resolution STFT frames), standardised, then the same k scan and k-means as the
-    embeddings: ``features.nc`` (CF), ``kscan.csv``, ``choice.json``, ``labels.csv``
-    (window start[, channel], cluster 1-based by mean level ascending, 0 for an outlier
-    under ``diagnostics.small_clusters: outliers``, distance to its k-means centre) and
-    ``metrics.json`` (sizes; ARI / NMI against ``truth`` when given)."""
+    the full-resolution STFT frames), standardised, then the same k scan as the embeddings
+    and, at its k, the ``tremor.cluster`` clustering (k-means by default): ``features.nc``
+    (CF), ``kscan.csv``, ``choice.json``, ``labels.csv`` (window start[, channel], cluster
+    1-based by mean level ascending, 0 for an outlier under ``diagnostics.small_clusters:
+    outliers``, distance to its cluster's mean) and ``metrics.json`` (sizes; ARI / NMI
+    against ``truth`` when given)."""
     import dask
 
     from seiscluster import diagnostics as diag
     from seiscluster.compute import compute_settings, dask_scheduler
     from seiscluster.fileio import write_json, write_netcdf
     from seiscluster.tremor import features as feat
+    from seiscluster.tremor.cluster import EmbeddingClusterer
     from seiscluster.tremor.deep_stages import order_by_power, run_scan, write_scan
 
     if isinstance(files, str):
         files = [files]
     kscan, thresholds = section("tremor.kscan", kscan), diag.settings(diagnostics)
+    cl = section("tremor.cluster", cluster)
     channels = section("tremor.preprocess", {"channels": channels})["channels"]
     fset = feat.FeatureSettings.from_config(features)
     start = time.perf_counter()
@@ -221,18 +224,21 @@ def features(
                       f"the features of {source.description}")
     t_scan = time.perf_counter() - start
     k = result.n_clusters
-    fit = result.fits[k]
+    fitted, centres = result.fits[k].labels, result.fits[k].centres
+    if cl["method"] != "kmeans":
+        model = EmbeddingClusterer.from_config(cl, k, kscan["n_init"], seed).fit(z)
+        fitted, centres = model.labels_, model.centres_
     level = [i for i, (n, _, _) in enumerate(names) if n.startswith(("p50_", "rsam_"))]
     per_channel = x.reshape(x.shape[0], -1, len(names))
     power = per_channel[:, :, level or list(range(len(names)))].mean(axis=(1, 2))
-    order = order_by_power(power[:, None], fit.labels, k)
+    order = order_by_power(power[:, None], fitted, k)
     new = np.empty_like(order)
     new[order] = np.arange(k)
-    clustered = new[fit.labels] + 1
+    clustered = new[fitted] + 1
     outliers = thresholds["small_clusters"] == "outliers"
     cluster = (diag.label_outliers(clustered, thresholds["min_cluster_size"]) if outliers
                else clustered)
-    distance = np.linalg.norm(z - fit.centres[fit.labels].astype(np.float64), axis=1)
+    distance = np.linalg.norm(z - centres[fitted].astype(np.float64), axis=1)
     times = starts[w_idx].astype("datetime64[ns]")
     out = pd.DataFrame({"window_start": pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M:%S")})
     if c_idx is not None:
@@ -242,7 +248,7 @@ def features(
     with atomic_path(labels) as tmp:
         out.to_csv(tmp, index=False)
     write_scan(result, kscan, clustered, thresholds, scan, choice,
-               "tremor feature k-means scan", outliers,
+               "tremor feature k-means scan", outliers, method=cl["method"],
                n_samples=int(z.shape[0]), n_features=int(z.shape[1]),
                features_seconds=round(t_features, 3), scan_seconds=round(t_scan, 3))
     ds = feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names, fset,
@@ -254,7 +260,8 @@ def features(
     write_netcdf(ds, table)
     counts = np.bincount(cluster, minlength=2)
     sizes = counts[1:]
-    scores: dict[str, Any] = {"n_samples": int(z.shape[0]), "n_clusters": int(sizes.size),
+    scores: dict[str, Any] = {"method": cl["method"], "n_samples": int(z.shape[0]),
+                              "n_clusters": int(sizes.size),
                               "cluster_sizes": sizes.tolist(), "n_outliers": int(counts[0])}
     if truth is not None:
         regime, fraction = synthetic.truth_of(truth, times)
