@@ -5,7 +5,7 @@
 The reference is seisgo's DTW fit, tslearn ``TimeSeriesKMeans(metric="dtw", n_clusters=5,
 max_iter_barycenter=100, random_state=0)`` (one start, ``n_jobs=1``), on the profiles of the
 embedded example model at 48 x 100 nodes and 101 depths (about 4.6k profiles) or, with
-``--cascadia``, of the Cascadia model in ../shared/data. Against it, with
+``--cascadia``, of the Cascadia model in ../shared/data over 0-60 km. Against it, with
 :class:`~seiscluster.velocity.kmeans.ProfileKMeans` and the same settings: a Sakoe-Chiba band
 of several radii and an Itakura parallelogram (``velocity.kmeans.metric_params``),
 ``n_jobs=2``, fitting on seeded subsamples then assigning every profile
@@ -43,9 +43,11 @@ SEISGO = {"n_clusters": 5, "metric": "dtw", "max_iter_barycenter": 100, "random_
 def load_profiles(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Profiles (n, n_depth), the true provinces (example only) and a description."""
     if args.cascadia:
-        prof = extract_profiles(open_model(CASCADIA))
+        # over 0-60 km, as the README's Cascadia run: the depths above 0 km are NaN at most nodes
+        prof = extract_profiles(open_model(CASCADIA), zrange=[0, 60])
         X = profile_array(prof)
-        return X, None, f"Cascadia (Delph et al. 2018): {X.shape[0]} profiles x {X.shape[1]}"
+        return X, None, (f"Cascadia (Delph et al. 2018), 0-60 km: {X.shape[0]} profiles x "
+                         f"{X.shape[1]}")
     n_lat, n_lon = (16, 30) if args.quick else (48, 100)
     model = make_example_model(n_lat=n_lat, n_lon=n_lon, depth_max=100.0, depth_step=1.0,
                                seed=0)
