@@ -40,6 +40,18 @@ class Method(str, Enum):
     kmeans = "kmeans"
     som = "som"
     gmm = "gmm"
+    agglomerative = "agglomerative"
+
+
+#: The velocity methods with a fixed k, which ``velocity.consensus`` refits over seeds.
+CONSENSUS_METHODS = ("kmeans", "gmm", "agglomerative")
+
+
+class Connectivity(str, Enum):
+    """``velocity.agglomerative.connectivity``: which nodes may merge."""
+
+    none = "none"
+    neighbours = "neighbours"
 
 
 class Metric(str, Enum):
@@ -416,6 +428,27 @@ class GmmConfig:
 
 
 @dataclass
+class AgglomerativeConfig:
+    n_clusters: int | None = None
+    linkage: Linkage = Linkage.ward
+    connectivity: Connectivity = Connectivity.none
+    max_fit_size: int = 10_000
+    random_state: int = 0
+
+
+@dataclass
+class ConsensusConfig:
+    """Refits of the velocity clusterings over seeds (``seiscluster.velocity.consensus``);
+    ``seeds`` 0 = off."""
+
+    seeds: int = 0
+    methods: list[Method] | None = None
+    fraction: float = 0.8
+    low_agreement: float = 0.8
+    max_low_share: float = 0.1
+
+
+@dataclass
 class MarkerConfig:
     lon: float = MISSING
     lat: float = MISSING
@@ -452,6 +485,8 @@ class VelocityConfig:
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
     gmm: GmmConfig = field(default_factory=GmmConfig)
+    agglomerative: AgglomerativeConfig = field(default_factory=AgglomerativeConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
@@ -1018,7 +1053,7 @@ RULES: dict[str, Rule] = {
     # velocity
     "velocity.methods": numbers_list(one_of(tuple(Method.__members__)), least=1,
                                      distinct=True, what="a non-empty list of distinct "
-                                     "methods (kmeans, som, gmm)"),
+                                     "methods (kmeans, som, gmm, agglomerative)"),
     "velocity.source": text(),
     "velocity.tag": text(),
     "velocity.profiles.zrange": numbers_list(number(), size=2, increasing=True, null=True,
@@ -1057,6 +1092,16 @@ RULES: dict[str, Rule] = {
     "velocity.gmm.tol": POSITIVE,
     "velocity.gmm.reg_covar": NON_NEGATIVE,
     "velocity.gmm.random_state": SEED,
+    "velocity.agglomerative.n_clusters": integer(1, null=True),
+    "velocity.agglomerative.max_fit_size": integer(2),
+    "velocity.agglomerative.random_state": SEED,
+    "velocity.consensus.seeds": integer(0),
+    "velocity.consensus.methods": numbers_list(
+        one_of(CONSENSUS_METHODS), least=1, distinct=True, null=True,
+        what=f"a non-empty list of distinct methods among {', '.join(CONSENSUS_METHODS)}"),
+    "velocity.consensus.fraction": number(0, 1, lo_open=True),
+    "velocity.consensus.low_agreement": number(0, 1, lo_open=True),
+    "velocity.consensus.max_low_share": FRACTION,
     "velocity.plot.dpi": integer(10),
     "velocity.compare.run": text("a finished run's folder", null=True),
     "velocity.compare.max_distance_km": number(0, lo_open=True, unit=" km", null=True),
@@ -1350,8 +1395,38 @@ def _compare(cmp: Mapping[str, Any], cfg: Any) -> str | None:
     return None
 
 
+def consensus_methods(cfg: Mapping[str, Any]) -> list[str]:
+    """The methods ``velocity.consensus`` refits (plain config): its ``methods``, or every
+    method of ``velocity.methods`` with a fixed k; none when ``seeds`` is 0."""
+    velocity = cfg["velocity"]
+    cs = velocity["consensus"]
+    if not cs["seeds"]:
+        return []
+    if cs["methods"] is not None:
+        return [_plain(m) for m in cs["methods"]]
+    return [m for m in map(_plain, velocity["methods"]) if m in CONSENSUS_METHODS]
+
+
+def _consensus(cfg: Mapping[str, Any], _: Any) -> str | None:
+    cs, methods = cfg["velocity"]["consensus"], [_plain(m) for m in cfg["velocity"]["methods"]]
+    if not cs["seeds"]:
+        return None
+    chosen = cs["methods"]
+    if chosen is not None:
+        missing = [_plain(m) for m in chosen if _plain(m) not in methods]
+        if missing:
+            return (f"velocity.consensus.methods: expected methods that velocity.methods runs "
+                    f"({', '.join(methods)}), got {missing[0]!r}.")
+    elif not consensus_methods(cfg):
+        return (f"velocity.consensus.seeds: expected 0 when velocity.methods "
+                f"({', '.join(methods)}) has no method with a fixed k to refit "
+                f"({', '.join(CONSENSUS_METHODS)}), got {cs['seeds']!r}.")
+    return None
+
+
 RELATIONS: list[tuple[str, Relation]] = [
     ("apply", _apply),
+    ("", _consensus),
     ("velocity.compare", _compare),
     ("data.velocity.example", _example_model),
     ("data.waveforms", _waveforms),
