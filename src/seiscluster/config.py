@@ -1409,15 +1409,13 @@ def consensus_methods(cfg: Mapping[str, Any]) -> list[str]:
 
 def _consensus(cfg: Mapping[str, Any], _: Any) -> str | None:
     cs, methods = cfg["velocity"]["consensus"], [_plain(m) for m in cfg["velocity"]["methods"]]
-    if not cs["seeds"]:
-        return None
     chosen = cs["methods"]
     if chosen is not None:
         missing = [_plain(m) for m in chosen if _plain(m) not in methods]
         if missing:
             return (f"velocity.consensus.methods: expected methods that velocity.methods runs "
                     f"({', '.join(methods)}), got {missing[0]!r}.")
-    elif not consensus_methods(cfg):
+    elif cs["seeds"] and not consensus_methods(cfg):
         return (f"velocity.consensus.seeds: expected 0 when velocity.methods "
                 f"({', '.join(methods)}) has no method with a fixed k to refit "
                 f"({', '.join(CONSENSUS_METHODS)}), got {cs['seeds']!r}.")
