@@ -259,7 +259,7 @@ def test_same_config_and_seed_give_identical_labels(example_run, tmp_path, metho
 
 @pytest.fixture(scope="module")
 def tremor_run(tmp_path_factory) -> Path:
-    return completed_run(tmp_path_factory, TREMOR_FAST)
+    return completed_run(tmp_path_factory, [*TREMOR_FAST, "tremor.consensus.seeds=3"])
 
 
 def test_tremor_run_writes_every_documented_output(tremor_run):
@@ -271,6 +271,7 @@ def test_tremor_run_writes_every_documented_output(tremor_run):
         *(f"figures/{name}.png" for name in (
             "overview", "spectrogram_examples", "losses", "kscan", "tsne",
             "clusters_over_time", "cluster_spectrograms", "reconstructions")),
+        "consensus/agreement.csv", "consensus/metrics.json", "consensus/agreement.png",
     ]
     assert not [p for p in expected if not (tre / p).is_file()]
     assert (tre / "spectrograms.zarr").is_dir()
@@ -297,7 +298,10 @@ def test_tremor_products_agree(tremor_run):
     assert set(primary["representation"]) == {"features"}
     assert primary["cluster"].tolist() == features["cluster"].tolist()
     html = (tremor_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 9  # with the features' k scan
+    assert html.count("data:image/png;base64,") == 10  # with the features' k scan, consensus
+    assert "<section id='tremor-consensus'>" in html
+    agreement = pd.read_csv(tre / "consensus/agreement.csv")
+    assert len(agreement) == n_valid and agreement["agreement"].between(0, 1).all()
     assert "id='tremor-features'" in html
 
 

@@ -576,6 +576,17 @@ class ClusterConfig:
 
 
 @dataclass
+class TremorConsensusConfig:
+    """Refits of the embedding's ``tremor.cluster`` clustering over seeds
+    (``seiscluster.tremor.stages.consensus``); ``seeds`` 0 = off."""
+
+    seeds: int = 0
+    fraction: float = 0.8
+    low_agreement: float = 0.8
+    max_low_share: float = 0.1
+
+
+@dataclass
 class FeaturesConfig:
     """Interpretable per-window features (``seiscluster.tremor.features``)."""
 
@@ -629,6 +640,7 @@ class TremorConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     kscan: KScanConfig = field(default_factory=KScanConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    consensus: TremorConsensusConfig = field(default_factory=TremorConsensusConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     primary_labels: PrimaryLabels = PrimaryLabels.dec
     dec: DecConfig = field(default_factory=DecConfig)
@@ -1099,9 +1111,6 @@ RULES: dict[str, Rule] = {
     "velocity.consensus.methods": numbers_list(
         one_of(CONSENSUS_METHODS), least=1, distinct=True, null=True,
         what=f"a non-empty list of distinct methods among {', '.join(CONSENSUS_METHODS)}"),
-    "velocity.consensus.fraction": number(0, 1, lo_open=True),
-    "velocity.consensus.low_agreement": number(0, 1, lo_open=True),
-    "velocity.consensus.max_low_share": FRACTION,
     "velocity.plot.dpi": integer(10),
     "velocity.compare.run": text("a finished run's folder", null=True),
     "velocity.compare.max_distance_km": number(0, lo_open=True, unit=" km", null=True),
@@ -1199,6 +1208,11 @@ RULES: dict[str, Rule] = {
     "diagnostics.min_dec_changed_fraction": FRACTION,
     "diagnostics.max_topographic_error": FRACTION,
 }
+for _consensus in ("velocity.consensus", "tremor.consensus"):
+    RULES |= {f"{_consensus}.fraction": number(0, 1, lo_open=True),
+              f"{_consensus}.low_agreement": number(0, 1, lo_open=True),
+              f"{_consensus}.max_low_share": FRACTION}
+RULES["tremor.consensus.seeds"] = integer(0)
 for _scan in ("velocity.elbow", "tremor.kscan"):
     RULES |= {f"{_scan}.stability_seeds": integer(2),
               f"{_scan}.stability_fraction": number(0, 1, lo_open=True),

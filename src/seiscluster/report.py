@@ -298,6 +298,33 @@ def consensus_section(metrics: str, figure_path: str | None, low: str | None) ->
     return section("velocity-consensus", "Velocity: Consensus over seeds", parts)
 
 
+def tremor_consensus_section(metrics: str, figure_path: str | None,
+                             agreement: str | None) -> str:
+    """The consensus over seeds of the embedding's clustering (``tremor.consensus``): the
+    summary, the agreement over time and the windows of lowest agreement."""
+    m = load_json(metrics, "tremor consensus metrics")
+    threshold = m.get("low_agreement")
+    lead = note(f"The embedding's {m.get('method')} clustering (k={m.get('n_clusters')}) "
+                f"refitted {len(m.get('seeds') or [])} times (other seeds, each on a draw of "
+                f"{100 * float(m.get('fraction', 1)):.0f} % of the windows); a window's "
+                f"agreement is the share of refits that put it in its final cluster. Low "
+                f"agreement: below {threshold} (tremor.consensus.low_agreement). DEC's "
+                f"fine-tuned labels are not refitted.")
+    parts = [lead, *warnings_block(m), metrics_table(m),
+             figure(figure_path, "agreement over time", rst_caption("tremor_consensus"))]
+    if agreement:
+        windows = pd.read_csv(agreement)
+        low = windows[windows["agreement"] < threshold].sort_values("agreement", kind="stable")
+        if low.empty:
+            parts.append(note(f"No window has an agreement below {threshold}."))
+        else:
+            shown = low.head(LOW_AGREEMENT_ROWS)
+            parts.append(note(f"{len(low)} low-agreement windows (all in agreement.csv); the "
+                              f"{len(shown)} lowest:"))
+            parts.append(_collapsed(table(shown), len(shown)))
+    return section("tremor-consensus", "Tremor: Consensus over seeds", parts)
+
+
 def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None) -> str:
     """The elbow curve with its knee, or a visible warning when kneed found none."""
     record = load_json(choice, "elbow choice")
@@ -571,6 +598,10 @@ def report_stage(
             features_metrics=inputs.get("features_metrics"),
             features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"),
             cluster_figures=inputs.get("cluster_figures"))
+    if "tremor_consensus_metrics" in inputs:
+        sections.append(tremor_consensus_section(inputs["tremor_consensus_metrics"],
+                                                 inputs.get("tremor_consensus_figure"),
+                                                 inputs.get("tremor_consensus_agreement")))
     if "apply_metrics" in inputs:
         sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
                                       (cfg.get("apply") or {}).get("run")))

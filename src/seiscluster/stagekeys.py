@@ -336,6 +336,17 @@ STAGES: dict[str, Stage] = {
                  "choice": Product("choice.json", report="kscan_choice"),
                  "clusters": Product("clusters/", report="cluster_figures")},
     ),
+    "tremor_consensus": Stage(
+        function="seiscluster.tremor.stages:consensus",
+        reads={"consensus": "tremor.consensus", "cluster": "tremor.cluster",
+               "kscan": "tremor.kscan", "dpi": "tremor.plot.dpi", **_SEEDED},
+        folder="tremor/consensus", upstream=("tremor_embed_kscan",), branch="tremor",
+        inputs={"embeddings": "tremor_embed_kscan.embeddings"},
+        outputs={"agreement": Product("agreement.csv", report="tremor_consensus_agreement"),
+                 "metrics": Product("metrics.json", report="tremor_consensus_metrics"),
+                 "figure": _figure("agreement.png", "tremor_consensus", "Clusters",
+                                   "tremor_consensus_figure")},
+    ),
     "tremor_finetune": Stage(
         function="seiscluster.tremor.deep_stages:finetune",
         reads={"dec": "tremor.dec", "trainer": "trainer", **_SEEDED}, folder="tremor/dec",
@@ -407,7 +418,10 @@ def active_stages(cfg: DictConfig) -> list[str]:
             wanted.add("velocity_consensus")
     if "tremor" in branches:
         wanted |= {name for name, st in STAGES.items()
-                   if st.branch == "tremor" and name != "tremor_example"}
+                   if st.branch == "tremor" and name not in ("tremor_example",
+                                                             "tremor_consensus")}
+        if cfg.tremor.consensus.seeds:
+            wanted.add("tremor_consensus")
         if _name(cfg.data.waveforms.source) == "example":
             wanted.add("tremor_example")
     return [name for name in STAGES if name in wanted]
