@@ -261,10 +261,13 @@ def plot_probability_map(clusters: xr.Dataset, markers: Sequence[Mapping[str, An
 
 
 def plot_consensus_map(consensus: xr.Dataset, threshold: float,
-                       markers: Sequence[Mapping[str, Any]] = ()) -> Figure:
+                       markers: Sequence[Mapping[str, Any]] = (),
+                       low_shares: Mapping[str, float] | None = None) -> Figure:
     """One map per method of the consensus (:mod:`seiscluster.velocity.consensus`): the
     share of refits that put each node in its final cluster (1: all of them), the nodes
-    below ``threshold`` (low agreement) marked with a black dot."""
+    below ``threshold`` (low agreement) marked with a black dot; the titles give each
+    method's share of low-agreement nodes (``low_shares``, by default that of the map's
+    cells)."""
     lon, lat = consensus["longitude"].values, consensus["latitude"].values
     projection = maps.choose_projection(lon, lat)
     methods = [str(m) for m in consensus["clustering"].values]
@@ -283,8 +286,9 @@ def plot_consensus_map(consensus: xr.Dataset, threshold: float,
                        label=f"agreement < {threshold:g}")
         fig.colorbar(mesh, ax=ax, shrink=0.8, fraction=0.08, label="agreement")
         finite = np.isfinite(values)
-        ax.set_title(f"{method}: {n} refits, {np.mean(values[finite] < threshold):.1%} of "
-                     f"the nodes below {threshold:g}", fontsize=10)
+        share = (low_shares or {}).get(method, np.mean(values[finite] < threshold))
+        ax.set_title(f"{method}: {n} refits, {share:.1%} of the nodes below {threshold:g}",
+                     fontsize=10)
     return fig
 
 

@@ -544,7 +544,8 @@ def consensus(
                          "low_agreement": cs["low_agreement"],
                          "max_low_share": cs["max_low_share"], "methods": summaries,
                          "warnings": warnings})
-    plots.save(plots.plot_consensus_map(out, cs["low_agreement"], list(markers or ())),
+    plots.save(plots.plot_consensus_map(out, cs["low_agreement"], list(markers or ()),
+                                        {m: r["low_share"] for m, r in summaries.items()}),
                figure, dpi)
 
 
