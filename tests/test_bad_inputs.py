@@ -184,6 +184,10 @@ ROWS |= {
         "tremor.preprocess.remove_response=true",
         "tremor.preprocess.remove_response: expected false when data.waveforms.stationxml "
         "(the instrument response) is null, got True."),
+    "consensus_of_a_method_not_run": composed(
+        "velocity.consensus.methods=[gmm]",
+        "velocity.consensus.methods: expected methods that velocity.methods runs (kmeans, "
+        "som), got 'gmm'."),
 }
 
 

@@ -259,7 +259,7 @@ def test_same_config_and_seed_give_identical_labels(example_run, tmp_path, metho
 
 @pytest.fixture(scope="module")
 def tremor_run(tmp_path_factory) -> Path:
-    return completed_run(tmp_path_factory, TREMOR_FAST)
+    return completed_run(tmp_path_factory, [*TREMOR_FAST, "tremor.consensus.seeds=3"])
 
 
 def test_tremor_run_writes_every_documented_output(tremor_run):
@@ -271,6 +271,7 @@ def test_tremor_run_writes_every_documented_output(tremor_run):
         *(f"figures/{name}.png" for name in (
             "overview", "spectrogram_examples", "losses", "kscan", "tsne",
             "clusters_over_time", "cluster_spectrograms", "reconstructions")),
+        "consensus/agreement.csv", "consensus/metrics.json", "consensus/agreement.png",
     ]
     assert not [p for p in expected if not (tre / p).is_file()]
     assert (tre / "spectrograms.zarr").is_dir()
@@ -297,7 +298,10 @@ def test_tremor_products_agree(tremor_run):
     assert set(primary["representation"]) == {"features"}
     assert primary["cluster"].tolist() == features["cluster"].tolist()
     html = (tremor_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 9  # with the features' k scan
+    assert html.count("data:image/png;base64,") == 10  # with the features' k scan, consensus
+    assert "<section id='tremor-consensus'>" in html
+    agreement = pd.read_csv(tre / "consensus/agreement.csv")
+    assert len(agreement) == n_valid and agreement["agreement"].between(0, 1).all()
     assert "id='tremor-features'" in html
 
 
@@ -353,3 +357,29 @@ def test_interrupted_training_finishes_on_rerun_without_redoing_stages(tmp_path)
     assert len(labels) > 0 and labels.cluster.min() >= 1
     assert (run / "report.html").is_file() and (run / "provenance.json").is_file()
     assert not list((tmp_path / "results").rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_agglomerative_and_consensus_run_through_the_workflow(tmp_path_factory):
+    """velocity.methods=[kmeans,agglomerative] with neighbouring nodes only and consensus
+    over 3 seeds (about a minute on two shared cores)."""
+    run = completed_run(tmp_path_factory, [
+        "branches=[velocity]", "data.velocity.example.n_lat=12",
+        "data.velocity.example.n_lon=14", "data.velocity.example.depth_step=4",
+        "velocity.kmeans.n_clusters=5", "velocity.kmeans.n_init=2",
+        "velocity.methods=[kmeans,agglomerative]", "velocity.agglomerative.n_clusters=5",
+        "velocity.agglomerative.connectivity=neighbours", "velocity.consensus.seeds=3"])
+    velocity = run / "velocity"
+    for name in ("cluster_map.csv", "clusters.nc", "metrics.json", "model.pkl",
+                 "clusters.png", "cluster_map.png", "dendrogram.png"):
+        assert (velocity / "agglomerative" / name).is_file(), name
+    for name in ("consensus.nc", "metrics.json", "low_agreement.csv", "consensus_map.png"):
+        assert (velocity / "consensus" / name).is_file(), name
+    metrics = json.loads((velocity / "consensus/metrics.json").read_text())
+    assert set(metrics["methods"]) == {"kmeans", "agglomerative"}
+    assert json.loads((velocity / "agglomerative/metrics.json").read_text())[
+        "connectivity"] == "neighbours"
+    page = (run / "report.html").read_text()
+    for ident in ("velocity-agglomerative", "velocity-consensus"):
+        assert f"<section id='{ident}'>" in page
+    assert page.count("<img") == 6  # 2 k-means, 3 agglomerative figures, consensus map

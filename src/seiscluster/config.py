@@ -40,6 +40,18 @@ class Method(str, Enum):
     kmeans = "kmeans"
     som = "som"
     gmm = "gmm"
+    agglomerative = "agglomerative"
+
+
+#: The velocity methods with a fixed k, which ``velocity.consensus`` refits over seeds.
+CONSENSUS_METHODS = ("kmeans", "gmm", "agglomerative")
+
+
+class Connectivity(str, Enum):
+    """``velocity.agglomerative.connectivity``: which nodes may merge."""
+
+    none = "none"
+    neighbours = "neighbours"
 
 
 class Metric(str, Enum):
@@ -416,6 +428,27 @@ class GmmConfig:
 
 
 @dataclass
+class AgglomerativeConfig:
+    n_clusters: int | None = None
+    linkage: Linkage = Linkage.ward
+    connectivity: Connectivity = Connectivity.none
+    max_fit_size: int = 10_000
+    random_state: int = 0
+
+
+@dataclass
+class ConsensusConfig:
+    """Refits of the velocity clusterings over seeds (``seiscluster.velocity.consensus``);
+    ``seeds`` 0 = off."""
+
+    seeds: int = 0
+    methods: list[Method] | None = None
+    fraction: float = 0.8
+    low_agreement: float = 0.8
+    max_low_share: float = 0.1
+
+
+@dataclass
 class MarkerConfig:
     lon: float = MISSING
     lat: float = MISSING
@@ -452,6 +485,8 @@ class VelocityConfig:
     elbow: ElbowConfig = field(default_factory=ElbowConfig)
     som: SomConfig = field(default_factory=SomConfig)
     gmm: GmmConfig = field(default_factory=GmmConfig)
+    agglomerative: AgglomerativeConfig = field(default_factory=AgglomerativeConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     plot: VelocityPlotConfig = field(default_factory=VelocityPlotConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     tectonics: bool = False
@@ -542,6 +577,17 @@ class ClusterConfig:
 
 
 @dataclass
+class TremorConsensusConfig:
+    """Refits of the embedding's ``tremor.cluster`` clustering over seeds
+    (``seiscluster.tremor.stages.consensus``); ``seeds`` 0 = off."""
+
+    seeds: int = 0
+    fraction: float = 0.8
+    low_agreement: float = 0.8
+    max_low_share: float = 0.1
+
+
+@dataclass
 class FeaturesConfig:
     """Interpretable per-window features (``seiscluster.tremor.features``)."""
 
@@ -595,6 +641,7 @@ class TremorConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     kscan: KScanConfig = field(default_factory=KScanConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    consensus: TremorConsensusConfig = field(default_factory=TremorConsensusConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     primary_labels: PrimaryLabels = PrimaryLabels.dec
     dec: DecConfig = field(default_factory=DecConfig)
@@ -1019,7 +1066,7 @@ RULES: dict[str, Rule] = {
     # velocity
     "velocity.methods": numbers_list(one_of(tuple(Method.__members__)), least=1,
                                      distinct=True, what="a non-empty list of distinct "
-                                     "methods (kmeans, som, gmm)"),
+                                     "methods (kmeans, som, gmm, agglomerative)"),
     "velocity.source": text(),
     "velocity.tag": text(),
     "velocity.profiles.zrange": numbers_list(number(), size=2, increasing=True, null=True,
@@ -1058,6 +1105,13 @@ RULES: dict[str, Rule] = {
     "velocity.gmm.tol": POSITIVE,
     "velocity.gmm.reg_covar": NON_NEGATIVE,
     "velocity.gmm.random_state": SEED,
+    "velocity.agglomerative.n_clusters": integer(1, null=True),
+    "velocity.agglomerative.max_fit_size": integer(2),
+    "velocity.agglomerative.random_state": SEED,
+    "velocity.consensus.seeds": integer(0),
+    "velocity.consensus.methods": numbers_list(
+        one_of(CONSENSUS_METHODS), least=1, distinct=True, null=True,
+        what=f"a non-empty list of distinct methods among {', '.join(CONSENSUS_METHODS)}"),
     "velocity.plot.dpi": integer(10),
     "velocity.compare.run": text("a finished run's folder", null=True),
     "velocity.tectonics": Rule("true or false", lambda v: isinstance(v, bool)),
@@ -1156,6 +1210,11 @@ RULES: dict[str, Rule] = {
     "diagnostics.min_dec_changed_fraction": FRACTION,
     "diagnostics.max_topographic_error": FRACTION,
 }
+for _consensus in ("velocity.consensus", "tremor.consensus"):
+    RULES |= {f"{_consensus}.fraction": number(0, 1, lo_open=True),
+              f"{_consensus}.low_agreement": number(0, 1, lo_open=True),
+              f"{_consensus}.max_low_share": FRACTION}
+RULES["tremor.consensus.seeds"] = integer(0)
 for _scan in ("velocity.elbow", "tremor.kscan"):
     RULES |= {f"{_scan}.stability_seeds": integer(2),
               f"{_scan}.stability_fraction": number(0, 1, lo_open=True),
@@ -1363,9 +1422,37 @@ def _tectonics(vel: Mapping[str, Any], cfg: Any) -> str | None:
     return None
 
 
+def consensus_methods(cfg: Mapping[str, Any]) -> list[str]:
+    """The methods ``velocity.consensus`` refits (plain config): its ``methods``, or every
+    method of ``velocity.methods`` with a fixed k; none when ``seeds`` is 0."""
+    velocity = cfg["velocity"]
+    cs = velocity["consensus"]
+    if not cs["seeds"]:
+        return []
+    if cs["methods"] is not None:
+        return [_plain(m) for m in cs["methods"]]
+    return [m for m in map(_plain, velocity["methods"]) if m in CONSENSUS_METHODS]
+
+
+def _consensus(cfg: Mapping[str, Any], _: Any) -> str | None:
+    cs, methods = cfg["velocity"]["consensus"], [_plain(m) for m in cfg["velocity"]["methods"]]
+    chosen = cs["methods"]
+    if chosen is not None:
+        missing = [_plain(m) for m in chosen if _plain(m) not in methods]
+        if missing:
+            return (f"velocity.consensus.methods: expected methods that velocity.methods runs "
+                    f"({', '.join(methods)}), got {missing[0]!r}.")
+    elif cs["seeds"] and not consensus_methods(cfg):
+        return (f"velocity.consensus.seeds: expected 0 when velocity.methods "
+                f"({', '.join(methods)}) has no method with a fixed k to refit "
+                f"({', '.join(CONSENSUS_METHODS)}), got {cs['seeds']!r}.")
+    return None
+
+
 RELATIONS: list[tuple[str, Relation]] = [
     ("apply", _apply),
     ("velocity", _tectonics),
+    ("", _consensus),
     ("velocity.compare", _compare),
     ("data.velocity.example", _example_model),
     ("data.waveforms", _waveforms),

@@ -14,7 +14,9 @@ the ``diagnostics`` config section (``conf/config.yaml``). Codes:
   below ``min_stability``;
 - ``dec_unchanged``: DEC / IDEC changed fewer than ``min_dec_changed_fraction`` of the
   k-means labels it started from (the result is then k-means on the embeddings);
-- ``high_topographic_error``: SOM topographic error above ``max_topographic_error``.
+- ``high_topographic_error``: SOM topographic error above ``max_topographic_error``;
+- ``low_agreement``: more than ``velocity.consensus.max_low_share`` of the nodes fall in
+  their cluster in fewer than ``velocity.consensus.low_agreement`` of the consensus refits.
 """
 
 from __future__ import annotations
@@ -119,6 +121,18 @@ def high_topographic_error(error: float | None, threshold: float) -> list[Warnin
     return [warning("high_topographic_error", f"SOM: the topographic error {error:.3f} is "
                     f"above {threshold:g}: the map folds, so neighbouring nodes are not "
                     "similar (diagnostics.max_topographic_error).")]
+
+
+def low_agreement(low_share: float, max_share: float, threshold: float, n_seeds: int,
+                  what: str) -> list[Warning_]:
+    """The share of low-agreement nodes of a consensus (:mod:`seiscluster.velocity.consensus`)
+    above ``max_share``."""
+    if low_share <= max_share:
+        return []
+    return [warning("low_agreement", f"{what}: {low_share:.1%} of the nodes fall in their "
+                    f"cluster in fewer than {threshold:.0%} of {n_seeds} refits (more than "
+                    f"{max_share:.0%}): their cluster depends on the seed "
+                    "(velocity.consensus.low_agreement, max_low_share).")]
 
 
 def scan_warnings(table: pd.DataFrame, k: int, labels: np.ndarray, *, chosen: bool,

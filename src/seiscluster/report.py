@@ -37,7 +37,10 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#f3f3f
 padding:.6em}.note{color:#555}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
 """
 
-METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map", "gmm": "Gaussian mixture"}
+METHOD_TITLES = {"kmeans": "k-means", "som": "Self-organizing map", "gmm": "Gaussian mixture",
+                 "agglomerative": "Agglomerative clustering"}
+#: Low-agreement nodes listed in the consensus section (all in ``low_agreement.csv``).
+LOW_AGREEMENT_ROWS = 50
 
 #: Tremor sections made of figures: (section id, title, figure names); a figure's caption
 #: is the one its stage declares (:func:`caption`).
@@ -60,7 +63,7 @@ TREMOR_FIGURES = tuple(name for spec in (SPECTROGRAM_SECTION, TRAINING_SECTION, 
 #: Velocity figures of each method: (input key, alt text); input ``<method>_<key>``.
 VELOCITY_FIGURES = (("cluster_figure", "cluster profiles"), ("map_figure", "cluster map"),
                     ("som_figure", "SOM maps"), ("probability_figure", "probability map"),
-                    ("scan_figure", "BIC and AIC"))
+                    ("scan_figure", "BIC and AIC"), ("dendrogram_figure", "dendrogram"))
 
 
 @functools.cache
@@ -265,6 +268,61 @@ def velocity_sections(
         parts.append(section(f"velocity-{method}",
                              f"Velocity: {METHOD_TITLES.get(method, method)}", body))
     return parts
+
+
+def consensus_section(metrics: str, figure_path: str | None, low: str | None) -> str:
+    """The consensus over seeds (``velocity.consensus``): per method the mean agreement,
+    the share of low-agreement nodes and the refits' ARI, the maps, and the nodes of
+    lowest agreement."""
+    m = load_json(metrics, "consensus metrics")
+    threshold = m.get("low_agreement")
+    lead = note(f"Each method refitted {m.get('seeds')} times with its k (other seeds, each "
+                f"on a draw of {100 * float(m.get('fraction', 1)):.0f} % of the nodes); a "
+                f"node's agreement is the share of refits that put it in its final cluster "
+                f"(clusters matched by the Hungarian method). Low agreement: below "
+                f"{threshold} (velocity.consensus.low_agreement).")
+    rows = [{"method": method, **{key: value for key, value in record.items()
+                                  if not isinstance(value, list)}}
+            for method, record in (m.get("methods") or {}).items()]
+    parts = [lead, *warnings_block(m), table(pd.DataFrame(rows)),
+             figure(figure_path, "consensus map", rst_caption("velocity_consensus"))]
+    if low:
+        nodes = pd.read_csv(low)
+        if nodes.empty:
+            parts.append(note(f"No node has an agreement below {threshold}."))
+        else:
+            shown = nodes.groupby("method", sort=False).head(LOW_AGREEMENT_ROWS)
+            parts.append(note(f"{len(nodes)} low-agreement nodes (all in low_agreement.csv); "
+                              f"the {LOW_AGREEMENT_ROWS} lowest of each method:"))
+            parts.append(_collapsed(table(shown), len(shown)))
+    return section("velocity-consensus", "Velocity: Consensus over seeds", parts)
+
+
+def tremor_consensus_section(metrics: str, figure_path: str | None,
+                             agreement: str | None) -> str:
+    """The consensus over seeds of the embedding's clustering (``tremor.consensus``): the
+    summary, the agreement over time and the windows of lowest agreement."""
+    m = load_json(metrics, "tremor consensus metrics")
+    threshold = m.get("low_agreement")
+    lead = note(f"The embedding's {m.get('method')} clustering (k={m.get('n_clusters')}) "
+                f"refitted {len(m.get('seeds') or [])} times (other seeds, each on a draw of "
+                f"{100 * float(m.get('fraction', 1)):.0f} % of the windows); a window's "
+                f"agreement is the share of refits that put it in its final cluster. Low "
+                f"agreement: below {threshold} (tremor.consensus.low_agreement). DEC's "
+                f"fine-tuned labels are not refitted.")
+    parts = [lead, *warnings_block(m), metrics_table(m),
+             figure(figure_path, "agreement over time", rst_caption("tremor_consensus"))]
+    if agreement:
+        windows = pd.read_csv(agreement)
+        low = windows[windows["agreement"] < threshold].sort_values("agreement", kind="stable")
+        if low.empty:
+            parts.append(note(f"No window has an agreement below {threshold}."))
+        else:
+            shown = low.head(LOW_AGREEMENT_ROWS)
+            parts.append(note(f"{len(low)} low-agreement windows (all in agreement.csv); the "
+                              f"{len(shown)} lowest:"))
+            parts.append(_collapsed(table(shown), len(shown)))
+    return section("tremor-consensus", "Tremor: Consensus over seeds", parts)
 
 
 def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None) -> str:
@@ -543,6 +601,10 @@ def report_stage(
         sections.append(tectonics_section(inputs["tectonics_metrics"],
                                           inputs.get("tectonics_table"),
                                           inputs.get("tectonics_figure")))
+    if "consensus_metrics" in inputs:
+        sections.append(consensus_section(inputs["consensus_metrics"],
+                                          inputs.get("consensus_figure"),
+                                          inputs.get("consensus_low")))
     if "compare_metrics" in inputs:
         sections.append(compare_section(inputs["compare_metrics"],
                                         inputs.get("compare_agreement")))
@@ -557,6 +619,10 @@ def report_stage(
             features_metrics=inputs.get("features_metrics"),
             features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"),
             cluster_figures=inputs.get("cluster_figures"))
+    if "tremor_consensus_metrics" in inputs:
+        sections.append(tremor_consensus_section(inputs["tremor_consensus_metrics"],
+                                                 inputs.get("tremor_consensus_figure"),
+                                                 inputs.get("tremor_consensus_agreement")))
     if "apply_metrics" in inputs:
         sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
                                       (cfg.get("apply") or {}).get("run")))

@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from seiscluster.config import to_container
+from seiscluster.config import consensus_methods, to_container
 
 PACKAGE = "seiscluster"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -192,6 +192,18 @@ STAGES: dict[str, Stage] = {
                  "scan_figure": _figure("scan.png", "gmm_scan", "Gaussian mixture",
                                         "gmm_scan_figure")},
     ),
+    "velocity_agglomerative": Stage(
+        function="seiscluster.velocity.stages:fit_agglomerative",
+        reads={"agglomerative": "velocity.agglomerative", "dpi": "velocity.plot.dpi",
+               **_FIT_READS},
+        folder="velocity/agglomerative", upstream=("velocity_profiles", "velocity_elbow"),
+        inputs={"profiles": "velocity_profiles.profiles"},
+        optional_inputs={"choice": "velocity_elbow.choice"},
+        outputs={**_FIT_OUTPUTS,
+                 "metrics": Product("metrics.json", report="agglomerative_metrics"),
+                 "dendrogram": _figure("dendrogram.png", "velocity_dendrogram",
+                                       "Agglomerative", "agglomerative_dendrogram_figure")},
+    ),
     "velocity_kmeans_figures": Stage(
         function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
         folder="velocity/kmeans", upstream=("velocity_profiles", "velocity_kmeans"),
@@ -235,6 +247,41 @@ STAGES: dict[str, Stage] = {
                  "map_figure": _figure("cluster_map.png", "cluster_map", "SOM",
                                        "som_map_figure"),
                  "som_figure": _figure("som_maps.png", "som_maps", "SOM", "som_som_figure")},
+    ),
+    "velocity_agglomerative_figures": Stage(
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        folder="velocity/agglomerative",
+        upstream=("velocity_profiles", "velocity_agglomerative"),
+        inputs={"profiles": "velocity_profiles.profiles",
+                "clusters": "velocity_agglomerative.clusters"},
+        outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles", "Agglomerative",
+                                           "agglomerative_cluster_figure"),
+                 "map_figure": _figure("cluster_map.png", "cluster_map", "Agglomerative",
+                                       "agglomerative_map_figure")},
+    ),
+    # Refits of the fixed-k clusterings over seeds: reads every method's settings (their
+    # final k comes from their clusters.nc, so not their n_clusters or k choice).
+    "velocity_consensus": Stage(
+        function="seiscluster.velocity.stages:consensus",
+        reads={"consensus": "velocity.consensus", "methods": "velocity.methods",
+               "kmeans": "velocity.kmeans", "gmm": "velocity.gmm",
+               "agglomerative": "velocity.agglomerative", "grid": "velocity.grid",
+               "dpi": "velocity.plot.dpi", "markers": "velocity.plot.markers"},
+        folder="velocity/consensus",
+        upstream=("velocity_profiles", "velocity_kmeans", "velocity_gmm",
+                  "velocity_agglomerative"),
+        parallel=True, inputs={"profiles": "velocity_profiles.profiles"},
+        optional_inputs={"kmeans_clusters": "velocity_kmeans.clusters",
+                         "gmm_clusters": "velocity_gmm.clusters",
+                         "agglomerative_clusters": "velocity_agglomerative.clusters"},
+        outputs={"agreement": Product("consensus.nc"),
+                 "metrics": Product("metrics.json", report="consensus_metrics"),
+                 "low_nodes": Product("low_agreement.csv", report="consensus_low"),
+                 "figure": _figure("consensus_map.png", "velocity_consensus", "Consensus",
+                                   "consensus_figure")},
+        omit=("velocity.kmeans.n_clusters", "velocity.kmeans.figbase",
+              "velocity.gmm.n_clusters", "velocity.gmm.select",
+              "velocity.agglomerative.n_clusters"),
     ),
     "tremor_example": Stage(
         function="seiscluster.tremor.stages:make_example",
@@ -303,6 +350,17 @@ STAGES: dict[str, Stage] = {
                  "choice": Product("choice.json", report="kscan_choice"),
                  "clusters": Product("clusters/", report="cluster_figures")},
     ),
+    "tremor_consensus": Stage(
+        function="seiscluster.tremor.stages:consensus",
+        reads={"consensus": "tremor.consensus", "cluster": "tremor.cluster",
+               "kscan": "tremor.kscan", "dpi": "tremor.plot.dpi", **_SEEDED},
+        folder="tremor/consensus", upstream=("tremor_embed_kscan",), branch="tremor",
+        inputs={"embeddings": "tremor_embed_kscan.embeddings"},
+        outputs={"agreement": Product("agreement.csv", report="tremor_consensus_agreement"),
+                 "metrics": Product("metrics.json", report="tremor_consensus_metrics"),
+                 "figure": _figure("agreement.png", "tremor_consensus", "Clusters",
+                                   "tremor_consensus_figure")},
+    ),
     "tremor_finetune": Stage(
         function="seiscluster.tremor.deep_stages:finetune",
         reads={"dec": "tremor.dec", "trainer": "trainer", **_SEEDED}, folder="tremor/dec",
@@ -367,13 +425,19 @@ def active_stages(cfg: DictConfig) -> list[str]:
             wanted |= {f"velocity_{method}", f"velocity_{method}_figures"}
         if ("kmeans" in methods and cfg.velocity.kmeans.n_clusters is None) or (
                 "gmm" in methods and cfg.velocity.gmm.n_clusters is None
-                and _name(cfg.velocity.gmm.select) == "elbow"):
+                and _name(cfg.velocity.gmm.select) == "elbow") or (
+                "agglomerative" in methods and cfg.velocity.agglomerative.n_clusters is None):
             wanted.add("velocity_elbow")
         if cfg.velocity.tectonics:
             wanted.add("velocity_tectonics")
+        if consensus_methods(to_container(cfg)):
+            wanted.add("velocity_consensus")
     if "tremor" in branches:
         wanted |= {name for name, st in STAGES.items()
-                   if st.branch == "tremor" and name != "tremor_example"}
+                   if st.branch == "tremor" and name not in ("tremor_example",
+                                                             "tremor_consensus")}
+        if cfg.tremor.consensus.seeds:
+            wanted.add("tremor_consensus")
         if _name(cfg.data.waveforms.source) == "example":
             wanted.add("tremor_example")
     return [name for name in STAGES if name in wanted]

@@ -7,6 +7,8 @@ cells empty (NaN). The table's result columns are fixed, so that sweeps compare:
 - ``velocity_elbow_k``, ``velocity_elbow_knee``, ``velocity_elbow_fallback``
   (``velocity/elbow/choice.json``);
 - ``velocity_<method>_<metric>`` (``velocity/<method>/metrics.json``);
+- ``velocity_consensus_<method>_<metric>`` (mean agreement, share of low-agreement nodes,
+  mean ARI of the refits: ``velocity/consensus/metrics.json``);
 - ``tremor_kscan_k`` (``tremor/kscan/choice.json``), ``tremor_dec_<metric>``
   (``tremor/dec/metrics.json``) and ``tremor_dec_final_delta_label`` (last row of
   ``tremor/dec/history.csv``);
@@ -40,7 +42,12 @@ VELOCITY_METRICS = {
     "kmeans": ("n_clusters", "inertia", "silhouette", "calinski_harabasz", "ari_vs_truth"),
     "som": ("n_clusters", "quantization_error", "topographic_error", "silhouette",
             "calinski_harabasz", "ari_vs_truth"),
+    "gmm": ("n_clusters", "bic", "mean_max_probability", "silhouette", "calinski_harabasz",
+            "ari_vs_truth"),
+    "agglomerative": ("n_clusters", "silhouette", "calinski_harabasz", "ari_vs_truth"),
 }
+#: Metrics of each method of ``velocity/consensus/metrics.json`` kept in the table.
+CONSENSUS_METRICS = ("mean_agreement", "low_share", "mean_ari")
 #: Metrics of ``tremor/dec/metrics.json`` kept in the table.
 DEC_METRICS = ("n_clusters", "dec_iterations", "dec_converged", "ari", "nmi", "ari_kmeans")
 #: Metrics of ``tremor/features/metrics.json`` (the interpretable features) kept.
@@ -49,6 +56,8 @@ FEATURE_METRICS = ("n_clusters", "n_outliers", "ari", "ari_pure", "nmi")
 LABELS = {
     "velocity_kmeans": "velocity/kmeans/cluster_map.csv",
     "velocity_som": "velocity/som/cluster_map.csv",
+    "velocity_gmm": "velocity/gmm/cluster_map.csv",
+    "velocity_agglomerative": "velocity/agglomerative/cluster_map.csv",
     "tremor_dec": "tremor/dec/labels.csv",
     "tremor_features": "tremor/features/labels.csv",
 }
@@ -57,6 +66,9 @@ WARNED = {
     "velocity elbow": "velocity/elbow/choice.json",
     "velocity kmeans": "velocity/kmeans/metrics.json",
     "velocity som": "velocity/som/metrics.json",
+    "velocity gmm": "velocity/gmm/metrics.json",
+    "velocity agglomerative": "velocity/agglomerative/metrics.json",
+    "velocity consensus": "velocity/consensus/metrics.json",
     "tremor kscan": "tremor/kscan/choice.json",
     "tremor dec": "tremor/dec/metrics.json",
     "tremor features scan": "tremor/features/choice.json",
@@ -70,7 +82,10 @@ PLOTTED = (
     "velocity_elbow_k", "velocity_kmeans_inertia", "velocity_kmeans_silhouette",
     "velocity_kmeans_calinski_harabasz", "velocity_kmeans_ari_vs_truth",
     "velocity_kmeans_ari_vs_first", "velocity_som_quantization_error",
-    "velocity_som_silhouette", "velocity_som_ari_vs_truth", "tremor_kscan_k", "tremor_dec_ari",
+    "velocity_som_silhouette", "velocity_som_ari_vs_truth", "velocity_gmm_ari_vs_truth",
+    "velocity_agglomerative_silhouette", "velocity_agglomerative_ari_vs_truth",
+    "velocity_consensus_kmeans_mean_agreement",
+    "velocity_consensus_agglomerative_mean_agreement", "tremor_kscan_k", "tremor_dec_ari",
     "tremor_dec_final_delta_label", "tremor_dec_ari_vs_first", "tremor_features_n_clusters",
     "tremor_features_ari",
 )
@@ -116,6 +131,11 @@ def _velocity_results(folder: Path) -> dict[str, Any]:
     for method, keys in VELOCITY_METRICS.items():
         metrics = _read_json(folder / f"velocity/{method}/metrics.json")
         out |= {f"velocity_{method}_{key}": _value(metrics, key) for key in keys}
+    consensus = _read_json(folder / "velocity/consensus/metrics.json").get("methods") or {}
+    for method in VELOCITY_METRICS:
+        if method != "som":
+            out |= {f"velocity_consensus_{method}_{key}": _value(consensus.get(method, {}), key)
+                    for key in CONSENSUS_METRICS}
     return out
 
 

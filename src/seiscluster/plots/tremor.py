@@ -146,3 +146,30 @@ def plot_examples(ds: xr.Dataset, n: int = 12, ncols: int = 4, channel: int = 0)
     fig.suptitle(f"{ds['channel'].values[channel]}: example windows "
                  f"({ds.attrs.get('normalise', 'none')} normalisation)")
     return fig
+
+
+def plot_agreement_over_time(table, threshold: float, method: str) -> Figure:
+    """The consensus of the embedding's clustering over seeds: each window's agreement (share
+    of refits that put it in its final cluster) against its start time, in its cluster's
+    colour, the low-agreement threshold dashed."""
+    import pandas as pd
+
+    from seiscluster.plots.colours import cluster_colours
+
+    times = pd.to_datetime(table["window_start"]).to_numpy()
+    clusters = table["cluster"].to_numpy()
+    ids = np.unique(clusters)
+    colours = cluster_colours(int(ids.max()))
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for c in ids:
+        at = clusters == c
+        ax.scatter(times[at], table["agreement"].to_numpy()[at], s=9, color=colours[c - 1],
+                   label=f"cluster {c}", lw=0)
+    ax.axhline(threshold, color="0.3", ls="--", lw=0.8, label=f"low agreement < {threshold:g}")
+    low = float(np.mean(table["agreement"].to_numpy() < threshold))
+    ax.set(ylim=(-0.03, 1.03), ylabel="agreement", xlabel="window start (UTC)",
+           title=f"{method} of the embedding over seeds: {low:.1%} of the windows below "
+                 f"{threshold:g}")
+    ax.legend(loc="lower left", fontsize=7, ncols=min(len(ids) + 1, 6))
+    return fig

@@ -30,7 +30,8 @@ from seiscluster.plots.colours import (
 from seiscluster.plots.style import save
 
 __all__ = ["cluster_colour_list", "panel_grid", "plot_agreement", "plot_cluster_map",
-           "plot_cluster_profiles", "plot_probability_map", "plot_som_maps", "save"]
+           "plot_cluster_profiles", "plot_consensus_map", "plot_probability_map",
+           "plot_som_maps", "save"]
 
 
 def panel_grid(n: int) -> tuple[int, int]:
@@ -256,6 +257,38 @@ def plot_probability_map(clusters: xr.Dataset, markers: Sequence[Mapping[str, An
     fig.colorbar(mesh, ax=ax, shrink=0.8, fraction=0.08,
                  label="probability of the most probable cluster")
     ax.set_title(f"Gaussian mixture (k = {k}): certainty of the cluster", fontsize=10)
+    return fig
+
+
+def plot_consensus_map(consensus: xr.Dataset, threshold: float,
+                       markers: Sequence[Mapping[str, Any]] = (),
+                       low_shares: Mapping[str, float] | None = None) -> Figure:
+    """One map per method of the consensus (:mod:`seiscluster.velocity.consensus`): the
+    share of refits that put each node in its final cluster (1: all of them), the nodes
+    below ``threshold`` (low agreement) marked with a black dot; the titles give each
+    method's share of low-agreement nodes (``low_shares``, by default that of the map's
+    cells)."""
+    lon, lat = consensus["longitude"].values, consensus["latitude"].values
+    projection = maps.choose_projection(lon, lat)
+    methods = [str(m) for m in consensus["clustering"].values]
+    fig = Figure(figsize=(6.25 * len(methods), 5.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(methods)))
+    n = int(consensus.attrs.get("seeds", 0))
+    for ax, method in zip(axes, methods, strict=True):
+        values = consensus["agreement"].sel(clustering=method).values
+        mesh, proj = maps.draw_map(ax, lon, lat, values, colormaps["viridis"],
+                                   Normalize(0.0, 1.0), markers=markers,
+                                   projection=projection)
+        rows, cols = np.nonzero(values < threshold)
+        if rows.size:
+            x, y = proj(lon[cols], lat[rows])
+            ax.scatter(x, y, s=4 if rows.size < 2000 else 1, c="k", lw=0, zorder=5,
+                       label=f"agreement < {threshold:g}")
+        fig.colorbar(mesh, ax=ax, shrink=0.8, fraction=0.08, label="agreement")
+        finite = np.isfinite(values)
+        share = (low_shares or {}).get(method, np.mean(values[finite] < threshold))
+        ax.set_title(f"{method}: {n} refits, {share:.1%} of the nodes below {threshold:g}",
+                     fontsize=10)
     return fig
 
 

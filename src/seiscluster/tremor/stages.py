@@ -318,3 +318,75 @@ def primary_labels(*, features: str, dec: str, labels: str, primary: str) -> Non
         out.to_csv(tmp, index=False)
     log.info("primary labels: %s (%d samples, %d clusters)", primary, len(out),
              out["cluster"].nunique())
+
+
+def consensus(
+    *, embeddings: str, agreement: str, metrics: str, figure: str,
+    consensus: Mapping[str, Any], cluster: Mapping[str, Any], kscan: Mapping[str, Any],
+    seed: int = 0, channels: str = "stack", dpi: int = 120,
+) -> None:
+    """Consensus over seeds of the embedding's clustering (``tremor.cluster`` at the chosen
+    k, DEC's start; the scan's k-means for ``kmeans``): refitted ``tremor.consensus.seeds``
+    times (seeds ``seed + 1`` ...) on seeded draws of ``fraction`` of the windows (the others
+    join the nearest cluster mean of the embedding), each refit's clusters matched to the
+    final ones (Hungarian method), and every window's agreement: the share of refits that
+    put it in its final cluster (:mod:`seiscluster.velocity.consensus`). Writes the
+    agreement per window (CSV), the summary with ``warnings`` (JSON) and the agreement over
+    time (figure). DEC's fine-tuned labels are not refitted (that is a training per seed)."""
+    from scipy.spatial.distance import cdist
+
+    from seiscluster import diagnostics as diag
+    from seiscluster.fileio import write_json
+    from seiscluster.plots.style import save
+    from seiscluster.plots.tremor import plot_agreement_over_time
+    from seiscluster.tremor.cluster import EmbeddingClusterer, cluster_means
+    from seiscluster.velocity import consensus as cons
+
+    cs = section("tremor.consensus", consensus)
+    cl, ks = section("tremor.cluster", cluster), section("tremor.kscan", kscan)
+    with xr.open_dataset(embeddings) as ds:
+        ds.load()
+    valid = ds["valid"].values
+    name = "cluster_label" if "cluster_label" in ds else "kmeans_label"
+    final = ds[name].values[valid].astype(np.int64)
+    z = ds["embedding"].values[valid].astype(np.float64)
+    k = int(ds.attrs["n_clusters"])
+    method = str(ds.attrs.get("cluster_method", "kmeans"))
+    settings = {key: cl[key] for key in ("covariance_type", "linkage", "n_neighbors",
+                                         "n_components", "min_dist")}
+
+    def refit(X: np.ndarray, w: Any, seed_: int, idx: np.ndarray) -> np.ndarray:
+        model = EmbeddingClusterer(method, k, n_init=ks["n_init"], seed=seed_,
+                                   **settings).fit(X[idx])
+        centres = cluster_means(X[idx], model.labels_, k).astype(np.float64)
+        labels = cdist(X, centres).argmin(axis=1)
+        labels[idx] = model.labels_
+        return labels
+
+    start = time.perf_counter()
+    result = cons.consensus(z, final, refit, seeds=cs["seeds"], first_seed=int(seed) + 1,
+                            fraction=cs["fraction"])
+    seconds = time.perf_counter() - start
+    values = result["agreement"]
+    stats = cons.summary(values, cs["low_agreement"])
+    warnings = diag.low_agreement(stats["low_share"], cs["max_low_share"],
+                                  cs["low_agreement"], cs["seeds"], f"tremor consensus {method}")
+    diag.log_warnings(log, warnings)
+    log.info("consensus of the embedding's %s (k=%d) over %d refits on %.0f %% draws: mean "
+             "agreement %.3f, %d of %d windows below %.2f, mean ARI %.3f, %.2f s", method, k,
+             cs["seeds"], 100 * cs["fraction"], stats["mean_agreement"], stats["n_low"],
+             values.size, cs["low_agreement"], float(np.mean(result["ari"])), seconds)
+    index = np.nonzero(valid)
+    table = pd.DataFrame({"window_start": pd.DatetimeIndex(ds["window"].values[index[0]])})
+    if valid.ndim == 2:
+        table["channel"] = ds["channel"].values[index[1]]
+    table["cluster"], table["agreement"] = final, values
+    with atomic_path(agreement) as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(metrics, {"method": method, "labels": name, "n_clusters": k,
+                         "seeds": result["seeds"], "fraction": cs["fraction"],
+                         "low_agreement": cs["low_agreement"],
+                         "max_low_share": cs["max_low_share"], **stats,
+                         "mean_ari": float(np.mean(result["ari"])), "ari": result["ari"],
+                         "seconds": round(seconds, 3), "warnings": warnings})
+    save(plot_agreement_over_time(table, cs["low_agreement"], method), figure, dpi)

@@ -471,6 +471,229 @@ def tectonics(
     plots.save(fig, figure, dpi)
 
 
+def fit_agglomerative(
+    *, profiles: str, cluster_map: str, clusters: str, model: str, metrics: str,
+    dendrogram: str, agglomerative: Mapping[str, Any], source: str, tag: str,
+    choice: str | None = None, silhouette_sample_size: int = 2000,
+    diagnostics: Mapping[str, Any] | None = None, grid: Mapping[str, Any] | None = None,
+    dpi: int = 120,
+) -> None:
+    """Agglomerative clustering (``velocity.agglomerative``) of the distinct profiles with
+    k from the config or the elbow choice, optionally joining only neighbouring grid nodes;
+    the products of every fit plus the dendrogram (:mod:`seiscluster.velocity.agglomerative`
+    says how weights and large grids are handled)."""
+    from seiscluster.plots.dendrogram import plot_dendrogram
+    from seiscluster.plots.style import save
+    from seiscluster.velocity import outputs
+    from seiscluster.velocity.agglomerative import ProfileAgglomerative, grid_connectivity
+
+    prof, X = _load_profiles(profiles)
+    nodes = _grid_nodes(prof, grid)
+    agg = section("velocity.agglomerative", agglomerative)
+    n_clusters = agg["n_clusters"]
+    if n_clusters is None:
+        if choice is None:
+            raise InputError("velocity.agglomerative.n_clusters: expected a number of clusters "
+                             "when there is no elbow scan to give it, got None.")
+        n_clusters = json.loads(Path(choice).read_text())["n_clusters"]
+    neighbours = agg["connectivity"] == "neighbours"
+    graph = grid_connectivity(prof, nodes) if neighbours else None
+    est = ProfileAgglomerative(n_clusters=n_clusters, linkage=agg["linkage"],
+                               max_fit_size=agg["max_fit_size"],
+                               random_state=agg["random_state"])
+    start = time.perf_counter()
+    est.fit(X[nodes.keep], sample_weight=nodes.weights, connectivity=graph)
+    seconds = time.perf_counter() - start
+    fitted = nodes.keep.size if est.fit_indices_ is None else est.fit_indices_.size
+    log.info("agglomerative k=%d (%s linkage, connectivity %s%s) tree of %d of %d distinct "
+             "profiles in %.2f s", n_clusters, est.linkage, agg["connectivity"],
+             f", {est.n_connected_components_} piece(s) of the graph" if neighbours else "",
+             fitted, nodes.keep.size, seconds)
+    if est.fit_indices_ is not None:
+        log.info("more distinct profiles than velocity.agglomerative.max_fit_size (%d): the "
+                 "other %d joined the nearest cluster mean", agg["max_fit_size"],
+                 nodes.keep.size - fitted)
+    ids = np.arange(1, n_clusters + 1)
+    labels = nodes.restore(est.labels_) + 1
+    ds = outputs.clusters_dataset(
+        prof, labels, est.cluster_centers_, ids, method="agglomerative",
+        attrs={"linkage": est.linkage, "connectivity": agg["connectivity"],
+               "fit_size": int(fitted), "random_state": est.random_state,
+               "source": source, "tag": tag})
+    title = (f"agglomerative clustering ({est.linkage} linkage"
+             f"{', neighbouring nodes only' if neighbours else ''}"
+             f"{f', tree of {fitted} drawn profiles' if est.fit_indices_ is not None else ''})")
+    save(plot_dendrogram(est.linkage_, int(n_clusters), title), dendrogram, dpi)
+    _write_products(prof, nodes, labels, ds, est, None, None,
+                    {"method": "agglomerative", "n_clusters": int(n_clusters),
+                     "linkage": est.linkage, "connectivity": agg["connectivity"],
+                     "fit_size": int(fitted),
+                     "connected_components": est.n_connected_components_,
+                     "fit_seconds": round(seconds, 3)},
+                    cluster_map=cluster_map, clusters=clusters, model=model, seisgo=None,
+                    metrics=metrics, sample_size=silhouette_sample_size,
+                    diagnostics=diagnostics)
+
+
+def consensus(
+    *, profiles: str, agreement: str, metrics: str, low_nodes: str, figure: str,
+    consensus: Mapping[str, Any], methods: Sequence[str], kmeans: Mapping[str, Any],
+    gmm: Mapping[str, Any], agglomerative: Mapping[str, Any],
+    grid: Mapping[str, Any] | None = None, dpi: int = 120,
+    markers: Sequence[Mapping[str, Any]] = (), threads: int = 1,
+    kmeans_clusters: str | None = None, gmm_clusters: str | None = None,
+    agglomerative_clusters: str | None = None,
+) -> None:
+    """Consensus over seeds (``velocity.consensus``) of each method it names: every method's
+    final clustering (``<method>_clusters``) refitted ``seeds`` times with its k, the
+    agreement of every node (:mod:`seiscluster.velocity.consensus`) as CF NetCDF, the
+    summary and ``warnings`` (JSON), the low-agreement nodes (CSV) and the maps."""
+    from seiscluster.config import CONSENSUS_METHODS
+    from seiscluster.plots import velocity as plots
+    from seiscluster.velocity import consensus as cons
+
+    cs = section("velocity.consensus", consensus)
+    settings = {"kmeans": section("velocity.kmeans", kmeans), "gmm": section("velocity.gmm", gmm),
+                "agglomerative": section("velocity.agglomerative", agglomerative)}
+    chosen = cs["methods"] or [m for m in methods if m in CONSENSUS_METHODS]
+    files = {"kmeans": kmeans_clusters, "gmm": gmm_clusters,
+             "agglomerative": agglomerative_clusters}
+    missing = [m for m in chosen if files.get(m) is None]
+    if missing:
+        raise InputError(f"velocity.consensus.methods: expected methods whose clusters this "
+                         f"run has, got {missing[0]!r}.")
+    prof, X = _load_profiles(profiles)
+    thresholds = {"low": cs["low_agreement"], "share": cs["max_low_share"]}
+    grids, finals, summaries, rows, warnings = {}, {}, {}, [], []
+    for method in chosen:
+        with xr.open_dataset(files[method]) as ds:
+            ds.load()
+        final = ds["cluster_label"].values[prof["lat_index"].values,
+                                           prof["lon_index"].values].astype(np.int64)
+        k = int(ds.sizes["cluster"])
+        nodes = _grid_nodes(prof, grid, settings["kmeans"]["metric"] if method == "kmeans"
+                            else "euclidean")
+        refit = _refit(method, k, prof, nodes, **settings, threads=threads)
+        first = settings[method]["random_state"] + 1
+        start = time.perf_counter()
+        result = cons.consensus(X[nodes.keep], final[nodes.keep], refit, seeds=cs["seeds"],
+                                first_seed=first, fraction=cs["fraction"],
+                                weights=nodes.weights)
+        seconds = time.perf_counter() - start
+        values = nodes.restore(result["agreement"])
+        stats = cons.summary(result["agreement"], cs["low_agreement"], nodes.weights)
+        summaries[method] = {
+            "n_clusters": k, **stats, "mean_ari": float(np.mean(result["ari"])),
+            "ari": result["ari"], "seeds": result["seeds"], "seconds": round(seconds, 3)}
+        log.info("consensus of %s (k=%d) over %d refits on %.0f %% draws: mean agreement "
+                 "%.3f, %d of %d distinct nodes below %.2f (%.1f %%), mean ARI %.3f, %.2f s",
+                 method, k, cs["seeds"], 100 * cs["fraction"], stats["mean_agreement"],
+                 stats["n_low"], nodes.keep.size, cs["low_agreement"],
+                 100 * stats["low_share"], summaries[method]["mean_ari"], seconds)
+        warnings += diag.low_agreement(stats["low_share"], thresholds["share"],
+                                       thresholds["low"], cs["seeds"],
+                                       f"velocity consensus {method}")
+        grids[method] = label_grid(prof, values).astype(np.float32)
+        finals[method] = label_grid(prof, final.astype(np.float64)).astype(np.float32)
+        low = np.flatnonzero(values < cs["low_agreement"])
+        rows.append(pd.DataFrame({"method": method, "lat": prof["latitude"].values[low],
+                                  "lon": prof["longitude"].values[low],
+                                  "cluster": final[low], "agreement": values[low]}))
+    diag.log_warnings(log, warnings)
+    out = _consensus_dataset(prof, chosen, grids, finals, cs)
+    write_netcdf(out, agreement)
+    table = pd.concat(rows, ignore_index=True).sort_values(["method", "agreement"],
+                                                           kind="stable")
+    with atomic_path(low_nodes) as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(metrics, {"seeds": cs["seeds"], "fraction": cs["fraction"],
+                         "low_agreement": cs["low_agreement"],
+                         "max_low_share": cs["max_low_share"], "methods": summaries,
+                         "warnings": warnings})
+    plots.save(plots.plot_consensus_map(out, cs["low_agreement"], list(markers or ()),
+                                        {m: r["low_share"] for m, r in summaries.items()}),
+               figure, dpi)
+
+
+def _refit(method: str, k: int, prof: xr.Dataset, nodes: GridNodes, *,
+           kmeans: Mapping[str, Any], gmm: Mapping[str, Any],
+           agglomerative: Mapping[str, Any], threads: int) -> Any:
+    """The refit of ``method`` at k for :func:`seiscluster.velocity.consensus.consensus`:
+    the final fit's settings with another seed, on the drawn profiles, every distinct
+    profile labelled (0-based)."""
+    def part(w: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+        return None if w is None else w[idx]
+
+    if method == "kmeans":
+        from seiscluster.velocity.kmeans import ProfileKMeans
+
+        settings = _kmeans_kwargs(kmeans)
+
+        def refit(X: np.ndarray, w: np.ndarray | None, seed: int, idx: np.ndarray
+                  ) -> np.ndarray:
+            est = ProfileKMeans(n_clusters=k, **{**settings, "random_state": seed},
+                                n_jobs=threads, fit_sample_size=kmeans.get("fit_sample_size"))
+            return est.fit(X[idx], sample_weight=part(w, idx)).predict(X)
+        return refit
+    if method == "gmm":
+        from seiscluster.velocity.gmm import ProfileGMM
+
+        settings = {key: v for key, v in section("velocity.gmm", gmm).items()
+                    if key not in ("n_clusters", "select", "random_state")}
+
+        def refit(X: np.ndarray, w: np.ndarray | None, seed: int, idx: np.ndarray
+                  ) -> np.ndarray:
+            est = ProfileGMM(n_clusters=k, random_state=seed, **settings)
+            return est.fit(X[idx], sample_weight=part(w, idx)).predict(X)
+        return refit
+    from seiscluster.velocity.agglomerative import (
+        ProfileAgglomerative,
+        fill_by_neighbours,
+        grid_connectivity,
+    )
+
+    agg = section("velocity.agglomerative", agglomerative)
+    graph = grid_connectivity(prof, nodes) if agg["connectivity"] == "neighbours" else None
+
+    def refit(X: np.ndarray, w: np.ndarray | None, seed: int, idx: np.ndarray) -> np.ndarray:
+        est = ProfileAgglomerative(n_clusters=k, linkage=agg["linkage"],
+                                   max_fit_size=agg["max_fit_size"], random_state=seed)
+        est.fit(X[idx], sample_weight=part(w, idx),
+                connectivity=None if graph is None else graph[idx][:, idx])
+        labels = est.predict(X)
+        labels[idx] = est.labels_
+        if graph is not None:  # the others: the cluster of their drawn neighbours
+            known = np.zeros(X.shape[0], dtype=bool)
+            known[idx] = True
+            labels = fill_by_neighbours(graph, labels, known)
+        return labels
+    return refit
+
+
+def _consensus_dataset(prof: xr.Dataset, methods: Sequence[str],
+                       grids: Mapping[str, np.ndarray], finals: Mapping[str, np.ndarray],
+                       cs: Mapping[str, Any]) -> xr.Dataset:
+    """CF NetCDF of the consensus: ``agreement`` and the final ``cluster_label`` of every
+    method on the model's grid (NaN where no profile)."""
+    coords = {"clustering": ("clustering", list(methods)),
+              "latitude": ("latitude", prof["grid_latitude"].values,
+                           {"units": "degrees_north", "standard_name": "latitude"}),
+              "longitude": ("longitude", prof["grid_longitude"].values,
+                            {"units": "degrees_east", "standard_name": "longitude"})}
+    dims = ("clustering", "latitude", "longitude")
+    return xr.Dataset(
+        {"agreement": (dims, np.stack([grids[m] for m in methods]),
+                       {"long_name": "share of refits that put the node in its final cluster",
+                        "units": "1", "comment": "NaN where the node has no profile"}),
+         "cluster_label": (dims, np.stack([finals[m] for m in methods]),
+                           {"long_name": "final cluster number (1-based)", "units": "1"})},
+        coords=coords,
+        attrs={"Conventions": "CF-1.8", "title": "consensus of velocity clusterings over seeds",
+               "seeds": int(cs["seeds"]), "fraction": float(cs["fraction"]),
+               "low_agreement": float(cs["low_agreement"]),
+               "source_file": prof.attrs.get("source_file", "")})
+
+
 def _grid_nodes(prof: xr.Dataset, grid: Mapping[str, Any] | None,
                 metric: str = "euclidean") -> GridNodes:
     """The distinct nodes and weights of the profiles (``velocity.grid``), logged."""
