@@ -272,6 +272,8 @@ def test_tremor_run_writes_every_documented_output(tremor_run):
             "overview", "spectrogram_examples", "losses", "kscan", "tsne",
             "clusters_over_time", "cluster_spectrograms", "reconstructions")),
         "consensus/agreement.csv", "consensus/metrics.json", "consensus/agreement.png",
+        *(f"features/consensus/{name}" for name in ("agreement.csv", "metrics.json",
+                                                    "agreement.png")),
     ]
     assert not [p for p in expected if not (tre / p).is_file()]
     assert (tre / "spectrograms.zarr").is_dir()
@@ -298,10 +300,12 @@ def test_tremor_products_agree(tremor_run):
     assert set(primary["representation"]) == {"features"}
     assert primary["cluster"].tolist() == features["cluster"].tolist()
     html = (tremor_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 10  # with the features' k scan, consensus
+    assert html.count("data:image/png;base64,") == 11  # the features' k scan, 2 consensus
     assert "<section id='tremor-consensus'>" in html
-    agreement = pd.read_csv(tre / "consensus/agreement.csv")
-    assert len(agreement) == n_valid and agreement["agreement"].between(0, 1).all()
+    assert "<section id='tremor-features-consensus'>" in html
+    for folder in ("consensus", "features/consensus"):
+        agreement = pd.read_csv(tre / folder / "agreement.csv")
+        assert len(agreement) == n_valid and agreement["agreement"].between(0, 1).all()
     assert "id='tremor-features'" in html
 
 

@@ -299,17 +299,20 @@ def consensus_section(metrics: str, figure_path: str | None, low: str | None) ->
 
 
 def tremor_consensus_section(metrics: str, figure_path: str | None,
-                             agreement: str | None) -> str:
-    """The consensus over seeds of the embedding's clustering (``tremor.consensus``): the
+                             agreement: str | None, features: bool = False) -> str:
+    """The consensus over seeds (``tremor.consensus``) of the embedding's clustering or,
+    with ``features``, of the interpretable features' (the default run's labels): the
     summary, the agreement over time and the windows of lowest agreement."""
     m = load_json(metrics, "tremor consensus metrics")
     threshold = m.get("low_agreement")
-    lead = note(f"The embedding's {m.get('method')} clustering (k={m.get('n_clusters')}) "
+    what = ("The interpretable features'" if features else "The embedding's")
+    tail = (f" {m.get('n_outliers', 0)} outlier windows left out." if features
+            else " DEC's fine-tuned labels are not refitted.")
+    lead = note(f"{what} {m.get('method')} clustering (k={m.get('n_clusters')}) "
                 f"refitted {len(m.get('seeds') or [])} times (other seeds, each on a draw of "
                 f"{100 * float(m.get('fraction', 1)):.0f} % of the windows); a window's "
                 f"agreement is the share of refits that put it in its final cluster. Low "
-                f"agreement: below {threshold} (tremor.consensus.low_agreement). DEC's "
-                f"fine-tuned labels are not refitted.")
+                f"agreement: below {threshold} (tremor.consensus.low_agreement).{tail}")
     parts = [lead, *warnings_block(m), metrics_table(m),
              figure(figure_path, "agreement over time", rst_caption("tremor_consensus"))]
     if agreement:
@@ -322,7 +325,9 @@ def tremor_consensus_section(metrics: str, figure_path: str | None,
             parts.append(note(f"{len(low)} low-agreement windows (all in agreement.csv); the "
                               f"{len(shown)} lowest:"))
             parts.append(_collapsed(table(shown), len(shown)))
-    return section("tremor-consensus", "Tremor: Consensus over seeds", parts)
+    ident, title = (("tremor-features-consensus", "Tremor: Consensus of the feature clusters")
+                    if features else ("tremor-consensus", "Tremor: Consensus over seeds"))
+    return section(ident, title, parts)
 
 
 def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None) -> str:
@@ -623,6 +628,11 @@ def report_stage(
         sections.append(tremor_consensus_section(inputs["tremor_consensus_metrics"],
                                                  inputs.get("tremor_consensus_figure"),
                                                  inputs.get("tremor_consensus_agreement")))
+    if "features_consensus_metrics" in inputs:
+        sections.append(tremor_consensus_section(inputs["features_consensus_metrics"],
+                                                 inputs.get("features_consensus_figure"),
+                                                 inputs.get("features_consensus_agreement"),
+                                                 features=True))
     if "apply_metrics" in inputs:
         sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
                                       (cfg.get("apply") or {}).get("run")))

@@ -361,6 +361,18 @@ STAGES: dict[str, Stage] = {
                  "figure": _figure("agreement.png", "tremor_consensus", "Clusters",
                                    "tremor_consensus_figure")},
     ),
+    "tremor_features_consensus": Stage(
+        function="seiscluster.tremor.stages:features_consensus",
+        reads={"consensus": "tremor.consensus", "cluster": "tremor.cluster",
+               "kscan": "tremor.kscan", "dpi": "tremor.plot.dpi", **_SEEDED},
+        folder="tremor/features/consensus", upstream=("tremor_features",), branch="tremor",
+        inputs={"table": "tremor_features.table", "labels": "tremor_features.labels"},
+        outputs={"agreement": Product("agreement.csv",
+                                      report="features_consensus_agreement"),
+                 "metrics": Product("metrics.json", report="features_consensus_metrics"),
+                 "figure": _figure("agreement.png", "tremor_consensus", "Clusters",
+                                   "features_consensus_figure")},
+    ),
     "tremor_finetune": Stage(
         function="seiscluster.tremor.deep_stages:finetune",
         reads={"dec": "tremor.dec", "trainer": "trainer", **_SEEDED}, folder="tremor/dec",
@@ -437,7 +449,7 @@ def active_stages(cfg: DictConfig) -> list[str]:
                    if st.branch == "tremor" and name not in ("tremor_example",
                                                              "tremor_consensus")}
         if cfg.tremor.consensus.seeds:
-            wanted.add("tremor_consensus")
+            wanted |= {"tremor_consensus", "tremor_features_consensus"}
         if _name(cfg.data.waveforms.source) == "example":
             wanted.add("tremor_example")
     return [name for name in STAGES if name in wanted]

@@ -243,3 +243,34 @@ def test_primary_labels(tmp_path):
     with pytest.raises(InputError, match=r"tremor\.primary_labels"):
         stages.primary_labels(features=str(tmp_path / "f.csv"), dec=str(tmp_path / "d.csv"),
                               labels=str(tmp_path / "out.csv"), primary="som")
+
+
+def test_consensus_of_the_feature_clusters(two_days, tmp_path):
+    """tremor_features_consensus: an agreement per window of the features' clusters,
+    outliers left out, the same for the same seed; labels of other windows refused."""
+    limit = int(pd.read_csv(run_feature_stage(two_days, tmp_path / "w")["labels"])
+                ["cluster"].value_counts().min()) + 1
+    paths = run_feature_stage(two_days, tmp_path / "o",
+                              {"min_cluster_size": limit, "small_clusters": "outliers"})
+    labels = pd.read_csv(paths["labels"])
+    outliers = int((labels["cluster"] == 0).sum())
+    assert outliers > 0
+    out = {}
+    for run in ("a", "b"):
+        out[run] = {k: str(tmp_path / f"{run}.{ext}") for k, ext in (
+            ("agreement", "csv"), ("metrics", "json"), ("figure", "png"))}
+        stages.features_consensus(table=paths["table"], labels=paths["labels"], **out[run],
+                                  consensus={"seeds": 3}, cluster={}, kscan={"n_init": 2},
+                                  seed=0)
+    table = pd.read_csv(out["a"]["agreement"])
+    assert len(table) == len(labels) - outliers and table["agreement"].between(0, 1).all()
+    assert (table["cluster"] > 0).all()
+    metrics = json.loads(Path(out["a"]["metrics"]).read_text())
+    assert metrics["n_outliers"] == outliers and metrics["labels"] == "features"
+    assert metrics["seeds"] == [1, 2, 3] and 0 < metrics["mean_agreement"] <= 1
+    pd.testing.assert_frame_equal(table, pd.read_csv(out["b"]["agreement"]))
+    labels.iloc[:-1].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(InputError, match="does not label the windows"):
+        stages.features_consensus(table=paths["table"], labels=str(tmp_path / "short.csv"),
+                                  **out["a"], consensus={"seeds": 2}, cluster={},
+                                  kscan={"n_init": 2})

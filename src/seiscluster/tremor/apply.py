@@ -192,19 +192,8 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
         raise InputError(f"{AKEY}.run: the features of {run} ({len(names)}) are not those "
                          "its settings give in this version; rerun the trained run.")
     mode = str(recorded["channels"])
-    values = ds["feature"].values
-    valid = ds["valid"].values.astype(bool)
     channels = tuple(str(c) for c in ds["channel"].values)
-    times = ds["window"].values.astype("M8[ns]")
-    if mode == "stack":
-        rows = np.flatnonzero(valid.all(axis=1))
-        x = values[rows].reshape(rows.size, -1)
-        keys = pd.DataFrame({"window_start": _iso(times[rows])})
-    else:
-        w, c = np.nonzero(valid)
-        x = values[w, c]
-        keys = pd.DataFrame({"window_start": _iso(times[w]),
-                             "channel": [channels[i] for i in c]})
+    x, keys = feat.feature_matrix(ds, mode)
     labels = pd.read_csv(folder / "labels.csv")
     on = list(keys.columns)
     if not {*on, "cluster"} <= set(labels.columns) or len(labels) != len(keys) \

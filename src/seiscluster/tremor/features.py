@@ -201,6 +201,27 @@ def standardise(x: np.ndarray, scaling: str) -> np.ndarray:
     return (x - centre) / scale
 
 
+def feature_matrix(ds: Any, mode: str) -> tuple[np.ndarray, Any]:
+    """The samples of a ``features.nc`` dataset as the stage clustered them, (n, d), and
+    their keys (``window_start`` and, unless ``mode`` is ``stack``, ``channel``): ``stack``
+    joins the channels of every window valid on all of them, else each valid
+    window-channel is a sample."""
+    import pandas as pd
+
+    values = ds["feature"].values
+    valid = ds["valid"].values.astype(bool)
+    channels = [str(c) for c in ds["channel"].values]
+    times = pd.DatetimeIndex(ds["window"].values.astype("M8[ns]"))
+    if mode == "stack":
+        rows = np.flatnonzero(valid.all(axis=1))
+        keys = pd.DataFrame({"window_start": times[rows].strftime("%Y-%m-%dT%H:%M:%S")})
+        return values[rows].reshape(rows.size, -1), keys
+    w, c = np.nonzero(valid)
+    keys = pd.DataFrame({"window_start": times[w].strftime("%Y-%m-%dT%H:%M:%S"),
+                         "channel": [channels[i] for i in c]})
+    return values[w, c], keys
+
+
 def block_features(job: spec.Job, starts_ns: np.ndarray, channel: str,
                    fs: FeatureSettings) -> FeatureTable:
     """Read, preprocess and compute the features of one block of windows of one channel."""

@@ -326,38 +326,81 @@ def consensus(
     seed: int = 0, channels: str = "stack", dpi: int = 120,
 ) -> None:
     """Consensus over seeds of the embedding's clustering (``tremor.cluster`` at the chosen
-    k, DEC's start; the scan's k-means for ``kmeans``): refitted ``tremor.consensus.seeds``
-    times (seeds ``seed + 1`` ...) on seeded draws of ``fraction`` of the windows (the others
-    join the nearest cluster mean of the embedding), each refit's clusters matched to the
-    final ones (Hungarian method), and every window's agreement: the share of refits that
-    put it in its final cluster (:mod:`seiscluster.velocity.consensus`). Writes the
-    agreement per window (CSV), the summary with ``warnings`` (JSON) and the agreement over
-    time (figure). DEC's fine-tuned labels are not refitted (that is a training per seed)."""
+    k, DEC's start; the scan's k-means for ``kmeans``), see :func:`_window_consensus`.
+    Writes the agreement per window (CSV), the summary with ``warnings`` (JSON) and the
+    agreement over time (figure). DEC's fine-tuned labels are not refitted (that is a
+    training per seed)."""
+    with xr.open_dataset(embeddings) as ds:
+        ds.load()
+    valid = ds["valid"].values
+    name = "cluster_label" if "cluster_label" in ds else "kmeans_label"
+    index = np.nonzero(valid)
+    keys = pd.DataFrame({"window_start": pd.DatetimeIndex(ds["window"].values[index[0]])})
+    if valid.ndim == 2:
+        keys["channel"] = ds["channel"].values[index[1]]
+    method = str(ds.attrs.get("cluster_method", "kmeans"))
+    table, record = _window_consensus(
+        ds["embedding"].values[valid].astype(np.float64), ds[name].values[valid], keys,
+        method, consensus, cluster, kscan, seed, f"the embedding's {method}")
+    _write_consensus(table, {**record, "labels": name}, agreement, metrics, figure, dpi)
+
+
+def features_consensus(
+    *, table: str, labels: str, agreement: str, metrics: str, figure: str,
+    consensus: Mapping[str, Any], cluster: Mapping[str, Any], kscan: Mapping[str, Any],
+    seed: int = 0, channels: str = "stack", dpi: int = 120,
+) -> None:
+    """Consensus over seeds of the interpretable features' clustering (``tremor.cluster``
+    at their scan's k: the default run's labels), as :func:`consensus` does for the
+    embedding; outlier windows (cluster 0, ``diagnostics.small_clusters``) are left out."""
+    from seiscluster.tremor import features as feat
+
+    mode = section("tremor.preprocess", {"channels": channels})["channels"]
+    with xr.open_dataset(table) as ds:
+        x, keys = feat.feature_matrix(ds.load(), mode)
+        scaling = str(ds.attrs["scaling"])
+    found = pd.read_csv(labels)
+    if len(found) != len(keys) or not keys.equals(
+            found[list(keys.columns)].astype(str).reset_index(drop=True)):
+        raise InputError(f"{labels} does not label the windows of {table} one by one; "
+                         "rerun the tremor_features stage.")
+    final = found["cluster"].to_numpy(np.int64)
+    inlier = final > 0
+    method = section("tremor.cluster", cluster)["method"]
+    out, record = _window_consensus(
+        feat.standardise(x, scaling)[inlier], final[inlier],
+        keys[inlier].reset_index(drop=True), method, consensus, cluster, kscan, seed,
+        f"the features' {method}")
+    _write_consensus(out, {**record, "labels": "features", "n_outliers": int((~inlier).sum())},
+                     agreement, metrics, figure, dpi)
+
+
+def _window_consensus(
+    z: np.ndarray, final: np.ndarray, keys: pd.DataFrame, method: str,
+    consensus: Mapping[str, Any], cluster: Mapping[str, Any], kscan: Mapping[str, Any],
+    seed: int, what: str,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Agreement of the windows ``z`` (keys ``keys``) with their ``final`` clusters: the
+    ``tremor.cluster`` method refitted ``tremor.consensus.seeds`` times (seeds ``seed + 1``
+    ...) on seeded draws of ``fraction`` of the windows (the others join the nearest
+    cluster mean), each refit's clusters matched to the final ones (Hungarian method), a
+    window's agreement the share of refits that put it in its final cluster
+    (:mod:`seiscluster.velocity.consensus`). Returns the table (keys, cluster, agreement)
+    and the summary with ``warnings``."""
     from scipy.spatial.distance import cdist
 
     from seiscluster import diagnostics as diag
-    from seiscluster.fileio import write_json
-    from seiscluster.plots.style import save
-    from seiscluster.plots.tremor import plot_agreement_over_time
     from seiscluster.tremor.cluster import EmbeddingClusterer, cluster_means
     from seiscluster.velocity import consensus as cons
 
     cs = section("tremor.consensus", consensus)
     cl, ks = section("tremor.cluster", cluster), section("tremor.kscan", kscan)
-    with xr.open_dataset(embeddings) as ds:
-        ds.load()
-    valid = ds["valid"].values
-    name = "cluster_label" if "cluster_label" in ds else "kmeans_label"
-    final = ds[name].values[valid].astype(np.int64)
-    z = ds["embedding"].values[valid].astype(np.float64)
-    k = int(ds.attrs["n_clusters"])
-    method = str(ds.attrs.get("cluster_method", "kmeans"))
-    settings = {key: cl[key] for key in ("covariance_type", "linkage", "n_neighbors",
-                                         "n_components", "min_dist")}
+    final = np.asarray(final, dtype=np.int64)
+    k = int(np.unique(final).size)
 
     def refit(X: np.ndarray, w: Any, seed_: int, idx: np.ndarray) -> np.ndarray:
-        model = EmbeddingClusterer(method, k, n_init=ks["n_init"], seed=seed_,
-                                   **settings).fit(X[idx])
+        model = EmbeddingClusterer.from_config({**cl, "method": method}, k, ks["n_init"],
+                                               seed_).fit(X[idx])
         centres = cluster_means(X[idx], model.labels_, k).astype(np.float64)
         labels = cdist(X, centres).argmin(axis=1)
         labels[idx] = model.labels_
@@ -370,23 +413,29 @@ def consensus(
     values = result["agreement"]
     stats = cons.summary(values, cs["low_agreement"])
     warnings = diag.low_agreement(stats["low_share"], cs["max_low_share"],
-                                  cs["low_agreement"], cs["seeds"], f"tremor consensus {method}")
+                                  cs["low_agreement"], cs["seeds"], f"tremor consensus {what}")
     diag.log_warnings(log, warnings)
-    log.info("consensus of the embedding's %s (k=%d) over %d refits on %.0f %% draws: mean "
-             "agreement %.3f, %d of %d windows below %.2f, mean ARI %.3f, %.2f s", method, k,
-             cs["seeds"], 100 * cs["fraction"], stats["mean_agreement"], stats["n_low"],
-             values.size, cs["low_agreement"], float(np.mean(result["ari"])), seconds)
-    index = np.nonzero(valid)
-    table = pd.DataFrame({"window_start": pd.DatetimeIndex(ds["window"].values[index[0]])})
-    if valid.ndim == 2:
-        table["channel"] = ds["channel"].values[index[1]]
-    table["cluster"], table["agreement"] = final, values
+    log.info("consensus of %s (k=%d) over %d refits on %.0f %% draws: mean agreement %.3f, "
+             "%d of %d windows below %.2f, mean ARI %.3f, %.2f s", what, k, cs["seeds"],
+             100 * cs["fraction"], stats["mean_agreement"], stats["n_low"], values.size,
+             cs["low_agreement"], float(np.mean(result["ari"])), seconds)
+    table = keys.assign(cluster=final, agreement=values)
+    return table, {"method": method, "n_clusters": k, "seeds": result["seeds"],
+                   "fraction": cs["fraction"], "low_agreement": cs["low_agreement"],
+                   "max_low_share": cs["max_low_share"], **stats,
+                   "mean_ari": float(np.mean(result["ari"])), "ari": result["ari"],
+                   "seconds": round(seconds, 3), "warnings": warnings}
+
+
+def _write_consensus(table: pd.DataFrame, record: Mapping[str, Any], agreement: str,
+                     metrics: str, figure: str, dpi: int) -> None:
+    """A consensus's agreement per window (CSV), summary (JSON) and figure."""
+    from seiscluster.fileio import write_json
+    from seiscluster.plots.style import save
+    from seiscluster.plots.tremor import plot_agreement_over_time
+
     with atomic_path(agreement) as tmp:
         table.to_csv(tmp, index=False)
-    write_json(metrics, {"method": method, "labels": name, "n_clusters": k,
-                         "seeds": result["seeds"], "fraction": cs["fraction"],
-                         "low_agreement": cs["low_agreement"],
-                         "max_low_share": cs["max_low_share"], **stats,
-                         "mean_ari": float(np.mean(result["ari"])), "ari": result["ari"],
-                         "seconds": round(seconds, 3), "warnings": warnings})
-    save(plot_agreement_over_time(table, cs["low_agreement"], method), figure, dpi)
+    write_json(metrics, dict(record))
+    save(plot_agreement_over_time(table, record["low_agreement"], record["method"]), figure,
+         dpi)
