@@ -320,3 +320,27 @@ def final_outputs():
         return runs
     sweep = f"results/sweeps/{PLAN.sweep_name}"
     return [*runs, f"{sweep}/summary.csv", f"{sweep}/index.html"]
+
+
+# ----------------------------------------------------------------------- exit
+
+
+def release_timers(log=None):
+    """Cancel the re-evaluation timers Snakemake's job rate limiter (--max-jobs-per-timespan,
+    100/1s by default) starts after each scheduling round: they are not daemon threads, so
+    the finished process waited up to a second for the last one before exiting (about 1.4 s
+    of every run's wall time, measured on a one-rule workflow). The scheduler has returned
+    when these handlers run, so nothing waits for them any more."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
+onsuccess:
+    release_timers()
+
+
+onerror:
+    release_timers()
