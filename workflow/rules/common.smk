@@ -11,8 +11,9 @@ from snakemake.exceptions import WorkflowError
 
 from seiscluster.config import to_container, to_yaml
 from seiscluster.errors import InputError
-from seiscluster.stagekeys import STAGES, STORE, Registry, stage_param, stage_stems
+from seiscluster.stagekeys import STAGES, STORE, Registry, code_hash, stage_param, stage_stems
 from seiscluster.sweep import as_list, plan
+from seiscluster.workflow import CODE
 
 
 def checked(check, *args):
@@ -93,6 +94,13 @@ def config_params(stage):
     and .runtime)."""
     return {arg: _config_param(stage, arg) for arg in
             [*STAGES[stage].reads, *STAGES[stage].runtime]}
+
+
+def code_param(stage):
+    """The `params:` entry giving a stage job the hash of the code its key was made with
+    (computed once here, not again in every job's process)."""
+    function = STAGES[stage].function
+    return {CODE: lambda wildcards: code_hash(function)}
 
 
 def _config_param(stage, arg):
