@@ -187,3 +187,15 @@ def test_bad_configuration_names_the_key(override, fragment):
         compose([override])
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_known_window_names_are_scipy_windows():
+    """The window names accepted without importing scipy.signal are scipy's."""
+    from scipy.signal import get_window
+
+    from seiscluster.config import KNOWN_WINDOWS, _is_window
+
+    for name in KNOWN_WINDOWS:
+        assert get_window(name, 8).shape == (8,)
+    assert _is_window("kaiser") is False  # needs a parameter: asked of scipy, refused
+    assert _is_window("bogus") is False

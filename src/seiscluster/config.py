@@ -968,7 +968,17 @@ def _is_time(value: Any) -> bool:
     return isinstance(value, str)
 
 
+#: Window names scipy.signal.get_window takes without parameters (tests check them against
+#: scipy): accepted without importing scipy.signal, which takes most of a second at every
+#: Snakemake start-up. Other names are asked of scipy.
+KNOWN_WINDOWS = frozenset({
+    "barthann", "bartlett", "blackman", "blackmanharris", "bohman", "boxcar", "cosine",
+    "flattop", "hamming", "hann", "nuttall", "parzen", "triang", "tukey"})
+
+
 def _is_window(name: str) -> bool:
+    if name in KNOWN_WINDOWS:
+        return True
     from scipy import signal
 
     try:

@@ -21,12 +21,17 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from seiscluster.fileio import write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the label functions only: the run_record job (a process of its
+# own in every run) does not need it.
 
 #: Distributions whose versions every record lists (read from metadata, nothing imported).
 PACKAGES = (
@@ -158,6 +163,8 @@ def record_run(
 def collect_labels(folder: str | Path) -> pd.DataFrame:
     """Every label of a run folder: ``product, item, cluster`` (velocity maps, tremor DEC and
     feature clusters)."""
+    import pandas as pd
+
     folder = Path(folder)
     frames = []
     for table in sorted(folder.glob("velocity/*/cluster_map.csv")):
@@ -202,6 +209,8 @@ def compare_labels(reference: pd.DataFrame, labels: pd.DataFrame) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m seiscluster.provenance RUN_FOLDER REFERENCE_CSV [--record]``."""
+    import pandas as pd
+
     args = list(sys.argv[1:] if argv is None else argv)
     record = "--record" in args
     folder, reference = (a for a in args if a != "--record")

@@ -346,16 +346,20 @@ def elbow_section(choice: str, elbow_table: str | None, elbow_figure: str | None
 
 
 def profiles_summary(profiles: str) -> str:
-    """One sentence on the profiles that were clustered."""
-    import xarray as xr
+    """One sentence on the profiles that were clustered (read with netCDF4: two sizes, the
+    depths and a few attributes do not need xarray, which also loads dask.array, most of a
+    second of the report job)."""
+    import netCDF4
 
-    with xr.open_dataset(profiles) as prof:
+    with netCDF4.Dataset(profiles) as prof:
+        attrs, sizes = prof.__dict__, {name: len(d) for name, d in prof.dimensions.items()}
+        depth = prof.variables["depth"][:]
         return (
-            f"{prof.sizes['profile']} profiles of {prof.sizes['depth']} depths "
-            f"({float(prof.depth[0]):g}..{float(prof.depth[-1]):g} km) from "
-            f"{prof.attrs.get('source_file') or 'the embedded example model'}, variable "
-            f"{prof.attrs.get('velocity_variable')}; {prof.attrs.get('n_dropped_nan')} of "
-            f"{prof.attrs.get('n_nodes')} nodes dropped because of NaN."
+            f"{sizes['profile']} profiles of {sizes['depth']} depths "
+            f"({float(depth[0]):g}..{float(depth[-1]):g} km) from "
+            f"{attrs.get('source_file') or 'the embedded example model'}, variable "
+            f"{attrs.get('velocity_variable')}; {attrs.get('n_dropped_nan')} of "
+            f"{attrs.get('n_nodes')} nodes dropped because of NaN."
         )
 
 

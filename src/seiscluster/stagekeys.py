@@ -569,8 +569,8 @@ def code_sources(function: str, root: Path = PACKAGE_DIR) -> dict[str, str]:
         current = todo.pop()
         if current in sources:
             continue
-        sources[current] = ast.unparse(_tree(current, root))
-        todo += sorted(_imports(_tree(current, root), current, root))
+        sources[current], imported = _module_code(current, root)
+        todo += sorted(imported)
     return sources
 
 
@@ -597,6 +597,14 @@ def _reached(defs: Mapping[str, ast.AST], name: str) -> set[str]:
 def _tree(module: str, root: Path) -> ast.Module:
     path = module_file(module, root)
     return ast.parse(path.read_text(), filename=str(path))
+
+
+@functools.cache
+def _module_code(module: str, root: Path) -> tuple[str, frozenset[str]]:
+    """A whole package module's source as parsed and the package modules it imports
+    (once per process: the stages of a run share most of them)."""
+    tree = _tree(module, root)
+    return ast.unparse(tree), frozenset(_imports(tree, module, root))
 
 
 def _bound_imports(node: ast.Import | ast.ImportFrom, module: str, used: set[str],

@@ -29,12 +29,18 @@ from seiscluster.fileio import netcdf_attributes, remove_leftovers
 log = logging.getLogger("seiscluster")
 #: Name of the output that receives a stage's provenance record.
 RECORD = "record"
+#: Name of the param that gives a keyed stage the hash of its code
+#: (:func:`seiscluster.stagekeys.code_hash`), as Snakemake's process computed it to key
+#: the stage: recorded in the provenance record, not passed to the stage. Without it the
+#: job computes the hash itself (a few tenths of a second of every stage job).
+CODE = "stage_code"
 
 
 def stage_kwargs(smk: Any, stage: Callable[..., Any]) -> dict[str, Any]:
     """Keyword arguments for ``stage`` from a Snakemake job's named inputs/outputs/params."""
     kwargs = {**dict(smk.input.items()), **dict(smk.output.items()), **dict(smk.params.items())}
     kwargs.pop(RECORD, None)
+    kwargs.pop(CODE, None)
     if "threads" in inspect.signature(stage).parameters:
         kwargs["threads"] = int(smk.threads)
     return kwargs
@@ -97,10 +103,11 @@ def recorded(smk: Any, stage: Callable[..., Any]) -> None:
     from seiscluster.stagekeys import STAGES, code_hash
 
     spec = STAGES.get(smk.rule)
+    params = dict(smk.params.items())
+    code = params.pop(CODE, None) or (code_hash(spec.function) if spec else None)
     record = provenance.stage_record(
         stage=smk.rule, key=dict(smk.wildcards.items()).get("key"),
-        params=dict(smk.params.items()), inputs=dict(smk.input.items()),
-        code=code_hash(spec.function) if spec else None)
+        params=params, inputs=dict(smk.input.items()), code=code)
     with netcdf_attributes(provenance.netcdf_attributes(record)):
         stage(**stage_kwargs(smk, stage))
     provenance.finish(record, outputs[RECORD])

@@ -7,9 +7,6 @@
 # mode labels only the days not labelled yet.
 from omegaconf import OmegaConf
 
-from seiscluster.tremor.apply import ApplySettings, load_trained
-from seiscluster.velocity.apply import run_clusters
-
 
 def apply_runs():
     """The runs of this invocation that apply a trained run."""
@@ -17,6 +14,10 @@ def apply_runs():
 
 
 def _check_apply(name):
+    # imported here: the tremor modules import scipy.signal and xarray (most of a second
+    # of every start-up, for runs that apply nothing)
+    from seiscluster.tremor.apply import ApplySettings, load_trained
+
     cfg = CONFIGS[name]
     settings = checked(ApplySettings.from_config, section(cfg.apply))
     checked(load_trained, cfg.apply.run, settings)
@@ -88,6 +89,8 @@ def compare_runs():
 
 def compared_clusters(run):
     """The finished run's clusters.nc that a run's model is compared with (checked)."""
+    from seiscluster.velocity.apply import run_clusters
+
     cmp = config_of(run).velocity.compare
     return checked(run_clusters, cmp.run, cmp.method.value)
 

@@ -23,7 +23,11 @@ for _stage, _spec in STAGES.items():
         params:
             **stage_folders(_stage),
             **config_params(_stage),
+            **code_param(_stage),
         threads: MAX_THREADS if _spec.parallel else 1
+        # before the run-folder rules (links, record, report) when both wait for a core:
+        # the next stage is what the run waits for
+        priority: 1
         resources:
             **({"gpu": gpus} if _spec.gpu else {}),
         conda:

@@ -12,11 +12,17 @@ exercised. Everything follows from ``seed``; nothing loops over nodes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
-from scipy.ndimage import gaussian_filter
 
 from seiscluster.config import section
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+# xarray and scipy.ndimage are imported where used: the configuration check reads
+# PROVINCES at every Snakemake start-up.
 
 #: Columns of :data:`PROVINCES`: sediment thickness (km), sediment Vs at top and bottom,
 #: crustal Vs at top and above the Moho, Moho depth (km), mantle Vs below the Moho, and a
@@ -59,6 +65,8 @@ def make_example_model(
     ``nan_fraction`` is the fraction of nodes whose profile has at least one NaN (they are
     the nodes a profile extraction drops); ``province`` is 0 there, else 1..``n_provinces``.
     """
+    import xarray as xr
+
     _check(n_lat, n_lon, depth_max, depth_step, n_provinces, noise, nan_fraction)
     rng = np.random.default_rng(seed)
     lat = np.linspace(*LAT_RANGE, n_lat)
@@ -154,6 +162,8 @@ def _province_weights(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Gener
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Spatially smooth random field with zero mean and unit standard deviation."""
+    from scipy.ndimage import gaussian_filter
+
     field = gaussian_filter(rng.standard_normal(shape), sigma=max(shape) / 8, mode="reflect")
     return (field - field.mean()) / (field.std() or 1.0)
 

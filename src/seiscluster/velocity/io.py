@@ -197,12 +197,12 @@ def _check_netcdf3_size(path: Path) -> None:
     scipy's reader maps every variable onto the file's bytes without reading them, and
     fails when a variable lies beyond the end (netCDF-4/HDF5 files fail to open instead).
     """
-    from scipy.io import netcdf_file
-
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic not in (b"CDF\x01", b"CDF\x02"):
         return
+    from scipy.io import netcdf_file  # here: netCDF-4 files do not need it
+
     with warnings.catch_warnings():  # scipy warns when its failed, half-made map is freed
         warnings.simplefilter("ignore", RuntimeWarning)
         try:

@@ -56,8 +56,9 @@ from threadpoolctl import ThreadpoolController
 
 from seiscluster.config import check_metric_params, is_int, n_init_for, section
 from seiscluster.errors import InputError
-from seiscluster.velocity import dtw
 from seiscluster.velocity._tslearn import tslearn_module
+
+# seiscluster.velocity.dtw (numba) is imported by the DTW code paths only.
 
 if TYPE_CHECKING:
     from tslearn.clustering import TimeSeriesKMeans
@@ -171,6 +172,8 @@ def _dtw_lloyd(
     every centre to the DBA barycenter of its members (clusters on ``n_jobs`` threads),
     stop when the inertia changed by less than ``tol``. Returns (centers, inertia, n_iter).
     """
+    from seiscluster.velocity import dtw
+
     n, k = X.shape[0], centers.shape[0]
     old_inertia = np.inf
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is returned
@@ -258,7 +261,11 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _metric_params(self, n_depth: int) -> dict[str, Any]:
         """Checked ``metric_params`` as tslearn takes them (DTW's ``auto`` resolved)."""
         params = check_metric_params(self.metric, self.metric_params)
-        return dtw.tslearn_params(n_depth, params) if self.metric == "dtw" else params
+        if self.metric != "dtw":
+            return params
+        from seiscluster.velocity import dtw
+
+        return dtw.tslearn_params(n_depth, params)
 
     def _tslearn_estimator(self, n_depth: int) -> TimeSeriesKMeans:
         kmeans = tslearn_module("tslearn.clustering")
@@ -308,11 +315,15 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _band(self, n_depth: int) -> tuple[np.ndarray, np.ndarray]:
         """The DTW global constraint of ``metric_params`` as per-row bounds."""
+        from seiscluster.velocity import dtw
+
         return dtw.dtw_band(n_depth, **self._metric_params(n_depth))
 
     def _fit_dtw(self, X: np.ndarray) -> tuple[np.ndarray, float, int]:
         """tslearn's DTW ``fit`` (:meth:`_best_start` over tslearn's k-means++ and Lloyd
         steps) on the compiled engine; each start logged with its inertia and time."""
+        from seiscluster.velocity import dtw
+
         band = self._band(X.shape[1])
         n_jobs = effective_n_jobs(self.n_jobs)
         rs = check_random_state(self.random_state)
@@ -427,6 +438,8 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _nearest(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(index of the nearest center, distance to it) of checked profiles."""
         if self.metric == "dtw":
+            from seiscluster.velocity import dtw
+
             labels, distances = dtw.assign(X, self.cluster_centers_, self._band(X.shape[1]),
                                            effective_n_jobs(self.n_jobs))
             return labels.astype(np.intp), distances
@@ -460,6 +473,8 @@ class ProfileKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.metric == "euclidean":
             return cdist(X, self.cluster_centers_, metric="euclidean")
         if self.metric == "dtw":
+            from seiscluster.velocity import dtw
+
             return dtw.cdist_dtw(X, self.cluster_centers_, self._band(X.shape[1]),
                                  effective_n_jobs(self.n_jobs))
         return self._fitted_tslearn(None).transform(X[:, :, None])

@@ -11,15 +11,20 @@ outer, longitude inner), which matters because k-means++ seeding draws profile i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask
-import dask.array as da
 import numpy as np
 import xarray as xr
 
 from seiscluster.config import check_value, section
 from seiscluster.errors import InputError
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+# dask is imported where the extraction runs: the other velocity stages import this module
+# for profile_array and label_grid only, and dask.array (with the scipy modules it loads)
+# took about half of their import time.
 
 #: Per-profile coordinates written next to ``velocity(profile, depth)``.
 PROFILE_COORDS = ("latitude", "longitude", "lat_index", "lon_index")
@@ -45,6 +50,9 @@ def extract_profiles(
     lazily opened model is only read chunk by chunk. Both passes run on dask's current
     scheduler (:func:`seiscluster.compute.dask_scheduler`).
     """
+    import dask
+    import dask.array as da
+
     section("velocity.profiles", {"zrange": None if zrange is None else list(zrange),
                                   "spacing": spacing, "dz": dz})
     check_value("compute.profiles_chunk", chunk_size)
@@ -124,6 +132,8 @@ def _stack(parts: list[Any], counts: list[int], dtype: Any, width: int | None = 
            ) -> da.Array:
     """One dask array from one delayed part per row chunk, part i holding ``counts[i]``
     profiles (of ``width`` values each, or one value)."""
+    import dask.array as da
+
     return da.concatenate([
         da.from_delayed(part, shape=(n,) if width is None else (n, width), dtype=dtype)
         for part, n in zip(parts, counts, strict=True)
