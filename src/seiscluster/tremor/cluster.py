@@ -17,6 +17,8 @@ import pandas as pd
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.mixture import GaussianMixture
 
+from seiscluster.hierarchy import linkage_matrix
+
 #: ``tremor.cluster.method`` values.
 METHODS = ("kmeans", "gmm", "agglomerative", "umap_gmm")
 #: Restarts of a Gaussian mixture (k-means initialisations).
@@ -38,16 +40,6 @@ def information_criteria(z: np.ndarray, ks: Sequence[int], covariance_type: str 
         gmm = gaussian_mixture(int(k), covariance_type, seed).fit(z)
         rows.append({"k": int(k), "bic": float(gmm.bic(z)), "aic": float(gmm.aic(z))})
     return pd.DataFrame(rows, columns=["k", "bic", "aic"])
-
-
-def linkage_matrix(model: AgglomerativeClustering) -> np.ndarray:
-    """SciPy linkage matrix ``(n - 1, 4)`` of a fitted full-tree agglomerative clustering."""
-    n = model.labels_.size
-    counts = np.ones(2 * n - 1)
-    for i, (a, b) in enumerate(model.children_):  # children merge before their parents
-        counts[n + i] = counts[a] + counts[b]
-    return np.column_stack([model.children_, model.distances_,
-                            counts[n:]]).astype(np.float64)
 
 
 class EmbeddingClusterer:

@@ -37,6 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from seiscluster.config import section
 from seiscluster.errors import InputError
+from seiscluster.hierarchy import linkage_matrix
 from seiscluster.velocity.grid import GridNodes
 from seiscluster.velocity.kmeans import check_profiles, check_weights
 
@@ -91,17 +92,6 @@ def grid_connectivity(profiles: xr.Dataset, nodes: GridNodes | None = None
     graph = graph + graph.T
     graph.data[:] = 1.0
     return graph
-
-
-def linkage_matrix(model: Any) -> np.ndarray:
-    """SciPy linkage matrix ``(n - 1, 4)`` of a fitted full-tree ``AgglomerativeClustering``
-    (merged children, merge distance, size of the merged cluster)."""
-    n = model.labels_.size
-    counts = np.ones(2 * n - 1)
-    for m, (a, b) in enumerate(model.children_):  # children merge before their parents
-        counts[n + m] = counts[a] + counts[b]
-    return np.column_stack([model.children_, model.distances_,
-                            counts[n:]]).astype(np.float64)
 
 
 def weighted_means(X: np.ndarray, labels: np.ndarray, k: int,
