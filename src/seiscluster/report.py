@@ -286,6 +286,14 @@ def consensus_section(metrics: str, figure_path: str | None, low: str | None) ->
             for method, record in (m.get("methods") or {}).items()]
     parts = [lead, *warnings_block(m), table(pd.DataFrame(rows)),
              figure(figure_path, "consensus map", rst_caption("velocity_consensus"))]
+    between = m.get("between_methods")
+    if between:
+        parts.append(note(
+            f"Across methods (each matched to {between['reference']}): a node agrees with "
+            f"{100 * between['mean_agreement']:.1f} % of the other methods on average "
+            "(method_agreement in consensus.nc); ARI against "
+            f"{between['reference']}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in between["ari"].items()) + "."))
     if low:
         nodes = pd.read_csv(low)
         if nodes.empty:

@@ -97,6 +97,13 @@ def test_consensus_stage_writes_agreement_map_and_low_nodes(tmp_path):
         for i, method in enumerate(ds["clustering"].values):
             finite = values[i][np.isfinite(values[i])]
             assert np.mean(finite < 0.9) == metrics["methods"][method]["low_share"]
+        vote = ds["method_agreement"].values  # k-means against agglomerative, matched
+        finals = ds["cluster_label"].values
+    between = metrics["between_methods"]
+    assert between["reference"] == "kmeans" and set(between["ari"]) == {"agglomerative"}
+    assert set(np.unique(vote[np.isfinite(vote)])) <= {0.0, 1.0}
+    same = vote[np.isfinite(vote)] == 1
+    assert 0 < same.mean() <= 1 and (vote[np.isnan(finals[0])] != vote[np.isnan(finals[0])]).all()
     low = pd.read_csv(paths["low.csv"])
     assert list(low.columns) == ["method", "lat", "lon", "cluster", "agreement"]
     assert (low["agreement"] < 0.9).all()

@@ -601,6 +601,12 @@ def consensus(
                                   "cluster": final[low], "agreement": values[low]}))
     diag.log_warnings(log, warnings)
     out = _consensus_dataset(prof, chosen, grids, finals, cs)
+    between = _between_methods(prof, chosen, finals, grid)
+    if between is not None:
+        vote, between = between
+        out["method_agreement"] = (("latitude", "longitude"), vote, {
+            "long_name": f"share of the other methods whose (matched) cluster is the node's "
+                         f"{chosen[0]} cluster", "units": "1"})
     write_netcdf(out, agreement)
     table = pd.concat(rows, ignore_index=True).sort_values(["method", "agreement"],
                                                            kind="stable")
@@ -609,7 +615,7 @@ def consensus(
     write_json(metrics, {"seeds": cs["seeds"], "fraction": cs["fraction"],
                          "low_agreement": cs["low_agreement"],
                          "max_low_share": cs["max_low_share"], "methods": summaries,
-                         "warnings": warnings})
+                         "between_methods": between, "warnings": warnings})
     plots.save(plots.plot_consensus_map(out, cs["low_agreement"], list(markers or ()),
                                         {m: r["low_share"] for m, r in summaries.items()}),
                figure, dpi)
@@ -668,6 +674,33 @@ def _refit(method: str, k: int, prof: xr.Dataset, nodes: GridNodes, *,
             labels = fill_by_neighbours(graph, labels, known)
         return labels
     return refit
+
+
+def _between_methods(prof: xr.Dataset, methods: Sequence[str],
+                     finals: Mapping[str, np.ndarray], grid: Mapping[str, Any] | None
+                     ) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Consensus across methods (a vote map, as Cottaar & Lekic 2016 over models): the
+    other methods' final clusters matched to the first method's (Hungarian method, weighted
+    as the grid) and, for every node, the share of them that put it in its cluster of the
+    first method; None with a single method."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from seiscluster.velocity import consensus as cons
+
+    if len(methods) < 2:
+        return None
+    i, j = prof["lat_index"].values, prof["lon_index"].values
+    nodes = _grid_nodes(prof, grid)
+    labels = {m: finals[m][i, j].astype(np.int64)[nodes.keep] for m in methods}
+    reference, others = labels[methods[0]], [labels[m] for m in methods[1:]]
+    vote = cons.agreement(reference, others, nodes.weights)
+    record = {"reference": methods[0],
+              "mean_agreement": float(np.average(vote, weights=nodes.weights)),
+              "ari": {m: float(adjusted_rand_score(reference, labels[m]))
+                      for m in methods[1:]}}
+    log.info("consensus across methods (reference %s): mean agreement %.3f, ARI %s",
+             methods[0], record["mean_agreement"], record["ari"])
+    return label_grid(prof, nodes.restore(vote)).astype(np.float32), record
 
 
 def _consensus_dataset(prof: xr.Dataset, methods: Sequence[str],
