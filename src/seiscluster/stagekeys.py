@@ -445,11 +445,11 @@ def active_stages(cfg: DictConfig) -> list[str]:
         if consensus_methods(to_container(cfg)):
             wanted.add("velocity_consensus")
     if "tremor" in branches:
-        wanted |= {name for name, st in STAGES.items()
-                   if st.branch == "tremor" and name not in ("tremor_example",
-                                                             "tremor_consensus")}
+        consensus = {"tremor_consensus", "tremor_features_consensus"}
+        wanted |= {name for name, st in STAGES.items() if st.branch == "tremor"
+                   and name != "tremor_example" and name not in consensus}
         if cfg.tremor.consensus.seeds:
-            wanted |= {"tremor_consensus", "tremor_features_consensus"}
+            wanted |= consensus
         if _name(cfg.data.waveforms.source) == "example":
             wanted.add("tremor_example")
     return [name for name in STAGES if name in wanted]
