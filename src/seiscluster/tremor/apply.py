@@ -195,9 +195,7 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
     channels = tuple(str(c) for c in ds["channel"].values)
     x, keys = feat.feature_matrix(ds, mode)
     labels = pd.read_csv(folder / "labels.csv")
-    on = list(keys.columns)
-    if not {*on, "cluster"} <= set(labels.columns) or len(labels) != len(keys) \
-            or not keys.equals(labels[on].astype(str).reset_index(drop=True)):
+    if not feat.labels_match(keys, labels):
         raise InputError(f"{AKEY}.run: {folder / 'labels.csv'} does not label the windows of "
                          f"{folder / 'features.nc'} one by one; the run is incomplete or "
                          "mixed, rerun it.")

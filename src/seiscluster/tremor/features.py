@@ -222,6 +222,14 @@ def feature_matrix(ds: Any, mode: str) -> tuple[np.ndarray, Any]:
     return values[w, c], keys
 
 
+def labels_match(keys: Any, labels: Any) -> bool:
+    """Whether the ``labels.csv`` table ``labels`` gives a ``cluster`` to the samples of
+    :func:`feature_matrix` (their ``keys``) one by one, in their order."""
+    on = list(keys.columns)
+    return ({*on, "cluster"} <= set(labels.columns) and len(labels) == len(keys)
+            and keys.equals(labels[on].astype(str).reset_index(drop=True)))
+
+
 def block_features(job: spec.Job, starts_ns: np.ndarray, channel: str,
                    fs: FeatureSettings) -> FeatureTable:
     """Read, preprocess and compute the features of one block of windows of one channel."""

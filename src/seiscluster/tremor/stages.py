@@ -360,8 +360,7 @@ def features_consensus(
         x, keys = feat.feature_matrix(ds.load(), mode)
         scaling = str(ds.attrs["scaling"])
     found = pd.read_csv(labels)
-    if len(found) != len(keys) or not keys.equals(
-            found[list(keys.columns)].astype(str).reset_index(drop=True)):
+    if not feat.labels_match(keys, found):
         raise InputError(f"{labels} does not label the windows of {table} one by one; "
                          "rerun the tremor_features stage.")
     final = found["cluster"].to_numpy(np.int64)
