@@ -118,3 +118,12 @@ def test_warnings_are_json_records():
     w = diag.small_clusters(np.array([1, 2, 2]), 2, "x")
     assert json.loads(json.dumps(w)) == w and set(w[0]) == {"code", "message"}
     assert isinstance(pd.DataFrame(w), pd.DataFrame)
+
+
+def test_low_agreement_names_the_branch_settings():
+    assert diag.low_agreement(0.1, 0.1, 0.8, 5, "x") == []
+    velocity = diag.low_agreement(0.3, 0.1, 0.8, 5, "x")[0]["message"]
+    assert "of the nodes" in velocity and "(velocity.consensus.low_agreement" in velocity
+    tremor = diag.low_agreement(0.3, 0.1, 0.8, 5, "x", "tremor.consensus", "windows")
+    assert "of the windows" in tremor[0]["message"]
+    assert "(tremor.consensus.low_agreement" in tremor[0]["message"]

@@ -15,8 +15,9 @@ the ``diagnostics`` config section (``conf/config.yaml``). Codes:
 - ``dec_unchanged``: DEC / IDEC changed fewer than ``min_dec_changed_fraction`` of the
   k-means labels it started from (the result is then k-means on the embeddings);
 - ``high_topographic_error``: SOM topographic error above ``max_topographic_error``;
-- ``low_agreement``: more than ``velocity.consensus.max_low_share`` of the nodes fall in
-  their cluster in fewer than ``velocity.consensus.low_agreement`` of the consensus refits.
+- ``low_agreement``: more than ``max_low_share`` of the nodes (windows) fall in their
+  cluster in fewer than ``low_agreement`` of the consensus refits (``velocity.consensus``,
+  ``tremor.consensus``).
 """
 
 from __future__ import annotations
@@ -124,15 +125,17 @@ def high_topographic_error(error: float | None, threshold: float) -> list[Warnin
 
 
 def low_agreement(low_share: float, max_share: float, threshold: float, n_seeds: int,
-                  what: str) -> list[Warning_]:
-    """The share of low-agreement nodes of a consensus (:mod:`seiscluster.velocity.consensus`)
-    above ``max_share``."""
+                  what: str, key: str = "velocity.consensus",
+                  items: str = "nodes") -> list[Warning_]:
+    """The share of low-agreement ``items`` of a consensus
+    (:mod:`seiscluster.velocity.consensus`; settings in the config section ``key``) above
+    ``max_share``."""
     if low_share <= max_share:
         return []
-    return [warning("low_agreement", f"{what}: {low_share:.1%} of the nodes fall in their "
+    return [warning("low_agreement", f"{what}: {low_share:.1%} of the {items} fall in their "
                     f"cluster in fewer than {threshold:.0%} of {n_seeds} refits (more than "
                     f"{max_share:.0%}): their cluster depends on the seed "
-                    "(velocity.consensus.low_agreement, max_low_share).")]
+                    f"({key}.low_agreement, max_low_share).")]
 
 
 def scan_warnings(table: pd.DataFrame, k: int, labels: np.ndarray, *, chosen: bool,

@@ -412,7 +412,8 @@ def _window_consensus(
     values = result["agreement"]
     stats = cons.summary(values, cs["low_agreement"])
     warnings = diag.low_agreement(stats["low_share"], cs["max_low_share"],
-                                  cs["low_agreement"], cs["seeds"], f"tremor consensus {what}")
+                                  cs["low_agreement"], cs["seeds"], f"tremor consensus {what}",
+                                  "tremor.consensus", "windows")
     diag.log_warnings(log, warnings)
     log.info("consensus of %s (k=%d) over %d refits on %.0f %% draws: mean agreement %.3f, "
              "%d of %d windows below %.2f, mean ARI %.3f, %.2f s", what, k, cs["seeds"],
