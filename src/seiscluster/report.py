@@ -636,15 +636,11 @@ def report_stage(
             features_metrics=inputs.get("features_metrics"),
             features_kscan=inputs.get("features_kscan"), labels=inputs.get("labels"),
             cluster_figures=inputs.get("cluster_figures"))
-    if "tremor_consensus_metrics" in inputs:
-        sections.append(tremor_consensus_section(inputs["tremor_consensus_metrics"],
-                                                 inputs.get("tremor_consensus_figure"),
-                                                 inputs.get("tremor_consensus_agreement")))
-    if "features_consensus_metrics" in inputs:
-        sections.append(tremor_consensus_section(inputs["features_consensus_metrics"],
-                                                 inputs.get("features_consensus_figure"),
-                                                 inputs.get("features_consensus_agreement"),
-                                                 features=True))
+    for prefix, features in (("tremor_consensus", False), ("features_consensus", True)):
+        if f"{prefix}_metrics" in inputs:
+            sections.append(tremor_consensus_section(
+                inputs[f"{prefix}_metrics"], inputs.get(f"{prefix}_figure"),
+                inputs.get(f"{prefix}_agreement"), features))
     if "apply_metrics" in inputs:
         sections.append(apply_section(inputs["apply_metrics"], inputs.get("apply_timeline"),
                                       (cfg.get("apply") or {}).get("run")))

@@ -565,14 +565,15 @@ def consensus(
     prof, X = _load_profiles(profiles)
     thresholds = {"low": cs["low_agreement"], "share": cs["max_low_share"]}
     grids, finals, summaries, rows, warnings = {}, {}, {}, [], []
+    euclidean = _grid_nodes(prof, grid)
     for method in chosen:
         with xr.open_dataset(files[method]) as ds:
             ds.load()
         final = ds["cluster_label"].values[prof["lat_index"].values,
                                            prof["lon_index"].values].astype(np.int64)
         k = int(ds.sizes["cluster"])
-        nodes = _grid_nodes(prof, grid, settings["kmeans"]["metric"] if method == "kmeans"
-                            else "euclidean")
+        metric = settings["kmeans"]["metric"] if method == "kmeans" else "euclidean"
+        nodes = euclidean if metric == "euclidean" else _grid_nodes(prof, grid, metric)
         refit = _refit(method, k, prof, nodes, **settings, threads=threads)
         first = settings[method]["random_state"] + 1
         start = time.perf_counter()
@@ -601,7 +602,7 @@ def consensus(
                                   "cluster": final[low], "agreement": values[low]}))
     diag.log_warnings(log, warnings)
     out = _consensus_dataset(prof, chosen, grids, finals, cs)
-    between = _between_methods(prof, chosen, finals, grid)
+    between = _between_methods(prof, chosen, finals, euclidean)
     if between is not None:
         vote, between = between
         out["method_agreement"] = (("latitude", "longitude"), vote, {
@@ -677,12 +678,12 @@ def _refit(method: str, k: int, prof: xr.Dataset, nodes: GridNodes, *,
 
 
 def _between_methods(prof: xr.Dataset, methods: Sequence[str],
-                     finals: Mapping[str, np.ndarray], grid: Mapping[str, Any] | None
+                     finals: Mapping[str, np.ndarray], nodes: GridNodes
                      ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """Consensus across methods (a vote map, as Cottaar & Lekic 2016 over models): the
-    other methods' final clusters matched to the first method's (Hungarian method, weighted
-    as the grid) and, for every node, the share of them that put it in its cluster of the
-    first method; None with a single method."""
+    other methods' final clusters matched to the first method's (Hungarian method, on the
+    distinct ``nodes`` and their Euclidean-fit weights) and, for every node, the share of
+    them that put it in its cluster of the first method; None with a single method."""
     from sklearn.metrics import adjusted_rand_score
 
     from seiscluster.velocity import consensus as cons
@@ -690,7 +691,6 @@ def _between_methods(prof: xr.Dataset, methods: Sequence[str],
     if len(methods) < 2:
         return None
     i, j = prof["lat_index"].values, prof["lon_index"].values
-    nodes = _grid_nodes(prof, grid)
     labels = {m: finals[m][i, j].astype(np.int64)[nodes.keep] for m in methods}
     reference, others = labels[methods[0]], [labels[m] for m in methods[1:]]
     vote = cons.agreement(reference, others, nodes.weights)
