@@ -437,15 +437,22 @@ class AgglomerativeConfig:
 
 
 @dataclass
-class ConsensusConfig:
-    """Refits of the velocity clusterings over seeds (``seiscluster.velocity.consensus``);
-    ``seeds`` 0 = off."""
+class TremorConsensusConfig:
+    """Refits of a clustering over seeds (``seiscluster.velocity.consensus``): the tremor
+    branch's (the embedding's and the features' ``tremor.cluster`` clusterings, and the
+    base of the velocity branch's); ``seeds`` 0 = off."""
 
     seeds: int = 0
-    methods: list[Method] | None = None
     fraction: float = 0.8
     low_agreement: float = 0.8
     max_low_share: float = 0.1
+
+
+@dataclass
+class ConsensusConfig(TremorConsensusConfig):
+    """Refits of the velocity clusterings of ``methods`` over seeds."""
+
+    methods: list[Method] | None = None
 
 
 @dataclass
@@ -574,17 +581,6 @@ class ClusterConfig:
     n_neighbors: int = 10
     n_components: int = 10
     min_dist: float = 0.0
-
-
-@dataclass
-class TremorConsensusConfig:
-    """Refits of the embedding's ``tremor.cluster`` clustering over seeds
-    (``seiscluster.tremor.stages.consensus``); ``seeds`` 0 = off."""
-
-    seeds: int = 0
-    fraction: float = 0.8
-    low_agreement: float = 0.8
-    max_low_share: float = 0.1
 
 
 @dataclass
