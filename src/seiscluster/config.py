@@ -596,6 +596,8 @@ class FeaturesConfig:
     sets: list[FeatureSet] = field(default_factory=lambda: [
         FeatureSet.kurtosis, FeatureSet.onset, FeatureSet.ratios, FeatureSet.flatness])
     scaling: FeatureScaling = FeatureScaling.zscore
+    parts: int = 12
+    min_separation: float = 0.85
 
 
 @dataclass
@@ -1179,6 +1181,9 @@ RULES: dict[str, Rule] = {
                                       len(b) == 2 and all(_is_real(x) for x in b)
                                       and 0 <= b[0] < b[1] for b in v)),
     "tremor.features.percentiles": numbers_list(number(0, 100), least=1),
+    "tremor.features.parts": Rule("0 (off) or an integer >= 2",
+                                  lambda v: is_int(v) and (v == 0 or v >= 2)),
+    "tremor.features.min_separation": number(0, 1),
     "tremor.features.sets": numbers_list(one_of(tuple(FeatureSet.__members__)), least=1,
                                          distinct=True, what="a non-empty list of distinct "
                                          f"groups among {', '.join(FeatureSet.__members__)}"),

@@ -174,7 +174,8 @@ def test_feature_stage_on_a_small_example(two_days, tmp_path):
     the DEC labels, ARI against the truth, identical on a second run."""
     outs = {run: run_feature_stage(two_days, tmp_path / run) for run in ("a", "b")}
     labels = pd.read_csv(outs["a"]["labels"])
-    assert list(labels.columns) == ["window_start", "cluster", "distance"]
+    assert list(labels.columns) == ["window_start", "cluster", "distance", "refined",
+                                    "change_time"]
     choice = json.loads((tmp_path / "a/choice.json").read_text())
     assert 2 <= choice["n_clusters"] <= 5 and len(labels) == choice["n_samples"]
     assert sorted(labels["cluster"].unique()) == list(range(1, choice["n_clusters"] + 1))
@@ -188,6 +189,40 @@ def test_feature_stage_on_a_small_example(two_days, tmp_path):
         assert ds.attrs["Conventions"].startswith("CF")
         assert ds["window"].attrs["long_name"]
     pd.testing.assert_frame_equal(labels, pd.read_csv(outs["b"]["labels"]))
+
+
+def test_stage_writes_part_features_and_refinement(two_days, tmp_path):
+    """With tremor.features.parts the stage keeps the part features (CF variable) and
+    says what the refinement did; parts: 0 turns it off; too many parts for the window is
+    one sentence."""
+    _folder, cfg = two_days
+    paths = run_feature_stage(two_days, tmp_path / "on")
+    metrics = json.loads(Path(paths["metrics"]).read_text())
+    assert {"n_refined", "n_change_fitted", "ari_unrefined", "refine_parts"} <= set(metrics)
+    labels = pd.read_csv(paths["labels"])
+    assert labels["refined"].sum() == metrics["n_refined"]
+    with xr.open_dataset(paths["table"]) as ds:
+        assert ds["part_feature"].dims == ("window", "channel", "part", "name")
+        assert ds.sizes["part"] == cfg.tremor.features.parts == ds.attrs["parts"]
+    off = tmp_path / "off"
+    off.mkdir()
+    stages.features(**{k: str(off / Path(v).name) for k, v in paths.items()},
+                    waveforms=to_container(cfg.data.waveforms),
+                    preprocess=to_container(cfg.tremor.preprocess),
+                    spectrogram=to_container(cfg.tremor.spectrogram),
+                    features={**to_container(cfg.tremor.features), "parts": 0},
+                    kscan=to_container(cfg.tremor.kscan), channels="stack", seed=0)
+    assert "refined" not in pd.read_csv(off / "labels.csv")
+    with xr.open_dataset(off / "features.nc") as ds:
+        assert "part_feature" not in ds
+    with pytest.raises(InputError, match=r"tremor\.features\.parts: 12 parts"):
+        stages.features(**{k: str(off / Path(v).name) for k, v in paths.items()},
+                        waveforms=to_container(cfg.data.waveforms),
+                        preprocess=to_container(cfg.tremor.preprocess),
+                        spectrogram=to_container(cfg.tremor.spectrogram),
+                        features={**to_container(cfg.tremor.features),
+                                  "frame_seconds": 600.0},
+                        kscan=to_container(cfg.tremor.kscan), channels="stack", seed=0)
 
 
 @pytest.mark.parametrize("method", ["gmm", "agglomerative"])

@@ -19,15 +19,21 @@ For each new window (the trained run's window length, step and origin):
 - ``distance``: the window's distance to that centre in the cluster's own spread, a
   diagonal Mahalanobis distance (root mean square over the features of the difference
   divided by the cluster's standard deviation of that feature; each variance shrunk by
-  :data:`SHRINKAGE` towards the variance pooled over the clusters, and at least
-  :data:`MIN_SPREAD`): a regime that differs from a cluster only in features that the
-  cluster holds tight (a tremor's spectral peak) is far from it, while differences in
-  features that vary within the cluster count less;
+  :data:`~seiscluster.tremor.spread.SHRINKAGE` towards the variance pooled over the
+  clusters, and at least :data:`~seiscluster.tremor.spread.MIN_SPREAD`): a regime that
+  differs from a cluster only in features that the cluster holds tight (a tremor's
+  spectral peak) is far from it, while differences in features that vary within the
+  cluster count less;
 - ``novel``: ``distance > threshold(nearest)``, where a cluster's threshold is
   ``novelty_factor`` times the ``novelty_quantile`` quantile of its training members'
   distances to it. With the defaults (0.99, 1.5) about none of the training windows is
   novel; a window of a regime the training never saw lies far from every centre;
-- ``cluster``: ``nearest``, or 0 where the window is novel.
+- ``cluster``: ``nearest``, or 0 where the window is novel; then, when the trained run
+  kept the features of the parts of its windows (``tremor.features.parts``), the windows
+  at a change of label within a processed day get the regime that fills most of them
+  (:mod:`~seiscluster.tremor.boundaries`, templates from the trained run's parts), and a
+  novel window next to a window of a known cluster whose parts belong to that cluster more
+  than half of the time takes it (only its smaller part is new): ``novel`` is then false.
 
 Incremental mode (``incremental``): the labels are a time series (``labels.csv``) with a
 record of the labelled days (``days.csv``); a run processes only the complete UTC days of
@@ -56,8 +62,11 @@ import xarray as xr
 
 from seiscluster.errors import InputError
 from seiscluster.fileio import atomic_path, write_json
+from seiscluster.tremor import boundaries as bnd
 from seiscluster.tremor import features as feat
 from seiscluster.tremor import spectrogram as spec
+from seiscluster.tremor.boundaries import BoundaryRefiner
+from seiscluster.tremor.spread import cluster_spread, spread_distance
 from seiscluster.tremor.waveforms import plain
 
 log = logging.getLogger(__name__)
@@ -67,11 +76,6 @@ DAY_NS = round(spec.DAY * 1e9)
 #: Where a run folder keeps the features stage's products.
 RUN_FEATURES = Path("tremor") / "features"
 DAY_COLUMNS = ["day", "windows", "novel", "processed"]
-#: Share of the pooled within-cluster variance mixed into each cluster's variance (novelty
-#: distance): 0 trusts every cluster's own spread, 1 gives all clusters the pooled one.
-SHRINKAGE = 0.25
-#: Smallest standard deviation of a standardised feature in a cluster (novelty distance).
-MIN_SPREAD = 0.05
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class Trained:
     thresholds: np.ndarray  # (k,) novelty distance per cluster
     quantiles: np.ndarray  # (k,) the quantile of the training distances per cluster
     sizes: np.ndarray  # (k,) training windows per cluster
+    window_step: float = 0.0  # s, between consecutive windows
+    boundaries: BoundaryRefiner | None = None  # templates of the parts of the windows
 
     @property
     def k(self) -> int:
@@ -129,7 +135,9 @@ class Trained:
     def fingerprint(self) -> str:
         """Short hash of what decides the labels (a series is only extended by the same)."""
         h = hashlib.sha256()
-        for a in (self.centre, self.scale, self.centres, self.spread, self.thresholds):
+        parts = ([] if self.boundaries is None else
+                 [self.boundaries.centres_, self.boundaries.spread_])
+        for a in (self.centre, self.scale, self.centres, self.spread, self.thresholds, *parts):
             h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
         h.update(json.dumps([self.preprocess, self.spectrogram, list(self.names),
                              self.channels_mode], sort_keys=True).encode())
@@ -214,25 +222,30 @@ def load_trained(run: str | Path, settings: ApplySettings | None = None) -> Trai
     dist = spread_distance(z, centres[cluster - 1], spread[cluster - 1])
     quantiles = np.array([np.quantile(dist[cluster == j], settings.novelty_quantile)
                           for j in range(1, k + 1)])
+    step = float(recorded["spectrogram"]["window_step"])
     return Trained(str(run), dict(recorded.get("waveforms") or {}),
                    dict(recorded["preprocess"]), dict(recorded["spectrogram"]), fset, mode,
                    channels, names, centre, scale, centres, spread,
-                   settings.novelty_factor * quantiles, quantiles, sizes)
+                   settings.novelty_factor * quantiles, quantiles, sizes, step,
+                   _boundaries(ds, mode, fset, keys, labels["cluster"].to_numpy(int), step))
 
 
-def cluster_spread(z: np.ndarray, cluster: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(k, d) standard deviation of every feature in every cluster (1-based ``cluster``),
-    its variance shrunk by :data:`SHRINKAGE` towards the pooled within-cluster variance and
-    at least :data:`MIN_SPREAD`."""
-    residual = (z - centres[cluster - 1]) ** 2
-    pooled = residual.mean(axis=0)
-    own = np.stack([residual[cluster == j].mean(axis=0) for j in range(1, len(centres) + 1)])
-    return np.maximum(np.sqrt((1 - SHRINKAGE) * own + SHRINKAGE * pooled), MIN_SPREAD)
+def _boundaries(ds: xr.Dataset, mode: str, fset: feat.FeatureSettings, keys: pd.DataFrame,
+                cluster: np.ndarray, step: float) -> BoundaryRefiner | None:
+    """The part templates of the trained run (:mod:`~seiscluster.tremor.boundaries`), None
+    when it has no part features (``tremor.features.parts: 0``, or an older run)."""
+    if not fset.parts or "part_feature" not in ds:
+        return None
+    w, c = feat.sample_index(ds["valid"].values.astype(bool), mode)
+    parts = bnd.sample_parts(ds["part_feature"].values, w, c)
+    prev, nxt = _neighbours(keys, step)
+    return BoundaryRefiner(fset.min_separation).fit(parts, cluster, prev, nxt)
 
 
-def spread_distance(z: np.ndarray, centres: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """Root mean square over the last axis of ``(z - centres) / spread`` (broadcast)."""
-    return np.sqrt((((z - centres) / spread) ** 2).mean(axis=-1))
+def _neighbours(keys: pd.DataFrame, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next sample of each sample (window start[, channel]) one step away."""
+    return bnd.neighbours(pd.to_datetime(keys["window_start"]).to_numpy("M8[ns]"), step,
+                          keys["channel"].to_numpy() if "channel" in keys else None)
 
 
 def _recorded_settings(ds: xr.Dataset, run: Path) -> dict[str, Any]:
@@ -272,8 +285,9 @@ def assign(trained: Trained, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def _day_features(job: spec.Job, starts: np.ndarray, fset: feat.FeatureSettings,
                   threads: int, compute: Mapping[str, Any] | None) \
-        -> tuple[np.ndarray, np.ndarray]:
-    """Features (window, channel, feature) and validity of one day's windows."""
+        -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Features (window, channel, feature), validity and part features (window, channel,
+    part, feature; None without parts) of one day's windows."""
     import dask
 
     from seiscluster.compute import compute_settings, dask_scheduler
@@ -284,19 +298,22 @@ def _day_features(job: spec.Job, starts: np.ndarray, fset: feat.FeatureSettings,
                                 for ch in job.channels))
     values = np.stack([t.values for t in tables], axis=1)
     valid = np.stack([t.reason == 0 for t in tables], axis=1)
-    return values, valid
+    parts = (np.stack([t.parts for t in tables], axis=1) if tables[0].parts is not None
+             else None)
+    return values, valid, parts
 
 
 def _rows(trained: Trained, channels: Sequence[str], starts: np.ndarray,
-          values: np.ndarray, valid: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """The samples of a day as the trained run made them: keys and feature rows."""
-    if trained.channels_mode == "stack":
-        w = np.flatnonzero(valid.all(axis=1))
-        return (pd.DataFrame({"window_start": _iso(starts[w])}),
-                values[w].reshape(w.size, -1))
-    w, c = np.nonzero(valid)
-    return (pd.DataFrame({"window_start": _iso(starts[w]),
-                          "channel": [channels[i] for i in c]}), values[w, c])
+          values: np.ndarray, valid: np.ndarray, parts: np.ndarray | None) \
+        -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+    """The samples of a day as the trained run made them: keys, feature rows and part
+    features (n, parts, d)."""
+    w, c = feat.sample_index(valid, trained.channels_mode)
+    keys = pd.DataFrame({"window_start": _iso(starts[w])})
+    if c is not None:
+        keys["channel"] = [channels[i] for i in c]
+    x = values[w].reshape(w.size, -1) if c is None else values[w, c]
+    return keys, x, None if parts is None else bnd.sample_parts(parts, w, c)
 
 
 def _label_table(keys: pd.DataFrame, result: Mapping[str, np.ndarray], k: int) -> pd.DataFrame:
@@ -394,10 +411,18 @@ def _apply(
         name = _day(d)
         sel = starts[day_of == d]
         log.info("processing day %s (%d windows)", name, sel.size)
-        values, valid = _day_features(job, sel, trained.features, threads, compute)
-        keys, x = _rows(trained, channels, sel, values, valid)
+        values, valid, parts = _day_features(job, sel, trained.features, threads, compute)
+        keys, x, parts = _rows(trained, channels, sel, values, valid, parts)
         if len(keys):
             result = assign(trained, x)
+            if trained.boundaries is not None and parts is not None:
+                prev, nxt = _neighbours(keys, trained.window_step)
+                refined = trained.boundaries.refine(parts, result["cluster"], prev,
+                                                    nxt).labels
+                result["cluster"] = trained.boundaries.resolve_novel(
+                    parts, refined, prev, nxt, settings.novelty_quantile,
+                    settings.novelty_factor)
+                result["novel"] = result["cluster"] == 0
             new_tables.append(_label_table(keys, result, trained.k))
             n_novel = int(result["novel"].sum())
         else:

@@ -22,6 +22,10 @@ taper, gap and taper frames left out):
 ``sets`` chooses the groups. Before the k scan every feature is standardised over the
 samples (``scaling``: ``zscore``, or ``robust``: median and interquartile range), so each
 feature weighs the same whatever its units.
+
+With ``parts`` > 0 the same features are also computed on ``parts`` equal runs of each
+window's frames (:func:`compute_part_features`): they label the windows at a regime change
+(:mod:`~seiscluster.tremor.boundaries`, ``min_separation``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from seiscluster.tremor import spectrogram as spec
 log = logging.getLogger(__name__)
 
 FKEY = "tremor.features"
+#: Fewest frames in a part of a window (``parts``).
+MIN_PART_FRAMES = 8
 #: Percentiles of the impulsiveness ratio.
 IMPULSE_PERCENTILES = (99.0, 50.0)
 
@@ -54,6 +60,8 @@ class FeatureSettings:
     percentiles: tuple[float, ...]
     sets: tuple[str, ...]
     scaling: str
+    parts: int = 0
+    min_separation: float = 0.85
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> FeatureSettings:
@@ -61,7 +69,8 @@ class FeatureSettings:
         return cls(float(values["frame_seconds"]),
                    tuple((float(a), float(b)) for a, b in values["bands"]),
                    tuple(float(q) for q in values["percentiles"]),
-                   tuple(str(v) for v in values["sets"]), str(values["scaling"]))
+                   tuple(str(v) for v in values["sets"]), str(values["scaling"]),
+                   int(values["parts"]), float(values["min_separation"]))
 
     def band_names(self) -> list[str]:
         return [f"{a:g}-{b:g}Hz" for a, b in self.bands]
@@ -87,6 +96,7 @@ class FeatureTable:
     values: np.ndarray
     reason: np.ndarray  # int8 index into spectrogram.REASONS; 0 = used
     missing_fraction: np.ndarray
+    parts: np.ndarray | None = None  # (n, parts, n_features) with FeatureSettings.parts
 
 
 def feature_names(fs: FeatureSettings) -> list[tuple[str, str, str]]:
@@ -173,6 +183,25 @@ def compute_features(frames: np.ndarray, ok: np.ndarray, freqs: np.ndarray,
     return np.concatenate(cols, axis=1)
 
 
+def compute_part_features(frames: np.ndarray, ok: np.ndarray, freqs: np.ndarray,
+                          fs: FeatureSettings) -> np.ndarray:
+    """Features (n, parts, n_features) of ``fs.parts`` equal runs of consecutive frames of
+    each window (the last run shorter when the frames do not divide; NaN for a run
+    without a complete frame)."""
+    import warnings
+
+    n, k, bins = frames.shape
+    length = -(-k // fs.parts)
+    pad = length * fs.parts - k
+    frames = np.concatenate([frames, np.zeros((n, pad, bins), frames.dtype)], axis=1)
+    ok = np.concatenate([ok, np.zeros((n, pad), bool)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN runs (gaps)
+        values = compute_features(frames.reshape(n * fs.parts, length, bins),
+                                  ok.reshape(n * fs.parts, length), freqs, fs)
+    return values.reshape(n, fs.parts, -1)
+
+
 def _flatness(spectrum: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """log10 of geometric / arithmetic mean of ``spectrum`` (n, bins) within each band."""
     inside = (weights > 0).astype(np.float64)
@@ -201,24 +230,30 @@ def standardise(x: np.ndarray, scaling: str) -> np.ndarray:
     return (x - centre) / scale
 
 
+def sample_index(valid: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The windows (and channels, unless ``mode`` is ``stack``) of the samples that the
+    features stage clusters, given which window-channels are ``valid`` (window, channel):
+    ``stack`` joins the channels of every window valid on all of them, else each valid
+    window-channel is a sample."""
+    if mode == "stack":
+        return np.flatnonzero(valid.all(axis=1)), None
+    return np.nonzero(valid)
+
+
 def feature_matrix(ds: Any, mode: str) -> tuple[np.ndarray, Any]:
     """The samples of a ``features.nc`` dataset as the stage clustered them, (n, d), and
-    their keys (``window_start`` and, unless ``mode`` is ``stack``, ``channel``): ``stack``
-    joins the channels of every window valid on all of them, else each valid
-    window-channel is a sample."""
+    their keys (``window_start`` and, unless ``mode`` is ``stack``, ``channel``); see
+    :func:`sample_index`."""
     import pandas as pd
 
     values = ds["feature"].values
-    valid = ds["valid"].values.astype(bool)
-    channels = [str(c) for c in ds["channel"].values]
+    w, c = sample_index(ds["valid"].values.astype(bool), mode)
     times = pd.DatetimeIndex(ds["window"].values.astype("M8[ns]"))
-    if mode == "stack":
-        rows = np.flatnonzero(valid.all(axis=1))
-        keys = pd.DataFrame({"window_start": times[rows].strftime("%Y-%m-%dT%H:%M:%S")})
-        return values[rows].reshape(rows.size, -1), keys
-    w, c = np.nonzero(valid)
-    keys = pd.DataFrame({"window_start": times[w].strftime("%Y-%m-%dT%H:%M:%S"),
-                         "channel": [channels[i] for i in c]})
+    keys = pd.DataFrame({"window_start": times[w].strftime("%Y-%m-%dT%H:%M:%S")})
+    if c is None:
+        return values[w].reshape(w.size, -1), keys
+    channels = [str(ch) for ch in ds["channel"].values]
+    keys["channel"] = [channels[i] for i in c]
     return values[w, c], keys
 
 
@@ -239,6 +274,7 @@ def block_features(job: spec.Job, starts_ns: np.ndarray, channel: str,
     n = starts_ns.size
     names = feature_names(fs)
     out = np.full((n, len(names)), np.nan)
+    parts = np.full((n, fs.parts, len(names)), np.nan) if fs.parts else None
     reason = wf.reason.copy()
     use = np.flatnonzero(reason == 0)
     if use.size:
@@ -246,7 +282,10 @@ def block_features(job: spec.Job, starts_ns: np.ndarray, channel: str,
         bad = ~np.isfinite(values).all(axis=1)  # e.g. dead data: log of zero power
         reason[use[bad]] = 3
         out[use[~bad]] = values[~bad]
-    return FeatureTable(out, reason, wf.missing_fraction)
+        if parts is not None:
+            parts[use[~bad]] = compute_part_features(wf.frames, wf.frame_ok[use],
+                                                     plan.bin_frequencies, fs)[~bad]
+    return FeatureTable(out, reason, wf.missing_fraction, parts)
 
 
 def prepare(source: Any, prep: Any, settings: spec.SpectrogramSettings,
@@ -265,6 +304,11 @@ def prepare(source: Any, prep: Any, settings: spec.SpectrogramSettings,
             raise InputError(f"{FKEY}.frame_seconds: {fs.frame_seconds:g} s is longer than "
                              f"a window (tremor.spectrogram.window_length "
                              f"{s.window_length:g} s).")
+        frames = 2 * (s.window_length / fs.frame_seconds) - 1  # half-overlapping
+        if fs.parts and frames < MIN_PART_FRAMES * fs.parts:
+            raise InputError(f"{FKEY}.parts: {fs.parts} parts of a window of "
+                             f"{s.window_length:g} s hold fewer than {MIN_PART_FRAMES} frames "
+                             f"of {fs.frame_seconds:g} s each; use fewer parts (or 0).")
         plans[ch] = spec.Plan(s, rate)
     base = spec.prepare_job(source, prep, replace(settings, fmin=min(a for a, _ in fs.bands)),
                             inventory)

@@ -179,6 +179,7 @@ def features(
     from seiscluster import diagnostics as diag
     from seiscluster.compute import compute_settings, dask_scheduler
     from seiscluster.fileio import write_json, write_netcdf
+    from seiscluster.tremor import boundaries as bnd
     from seiscluster.tremor import features as feat
     from seiscluster.tremor.cluster import EmbeddingClusterer
     from seiscluster.tremor.deep_stages import order_by_power, run_scan, write_scan
@@ -205,18 +206,16 @@ def features(
                        range(len(job.channels))], axis=1)  # (window, channel, feature)
     reason = np.stack([np.concatenate([b[c].reason for b in blocks]) for c in
                        range(len(job.channels))], axis=1)
+    parts = (np.stack([np.concatenate([b[c].parts for b in blocks]) for c in
+                       range(len(job.channels))], axis=1) if fset.parts else None)
     valid = reason == 0
     keep = valid.all(axis=1) if channels == "stack" else valid.any(axis=1)
     if not keep.any():
         raise InputError(f"{feat.FKEY}: no window could be computed from "
                          f"{source.description} (every window was skipped).")
     names = feat.feature_names(fset)
-    if channels == "stack":
-        w_idx, c_idx = np.flatnonzero(keep), None
-        x = values[w_idx].reshape(w_idx.size, -1)
-    else:
-        w_idx, c_idx = np.nonzero(valid)
-        x = values[w_idx, c_idx]
+    w_idx, c_idx = feat.sample_index(valid, channels)
+    x = values[w_idx].reshape(w_idx.size, -1) if c_idx is None else values[w_idx, c_idx]
     t_features = time.perf_counter() - start
     z = feat.standardise(x, fset.scaling)
     start = time.perf_counter()
@@ -238,13 +237,25 @@ def features(
     outliers = thresholds["small_clusters"] == "outliers"
     cluster = (diag.label_outliers(clustered, thresholds["min_cluster_size"]) if outliers
                else clustered)
-    distance = np.linalg.norm(z - centres[fitted].astype(np.float64), axis=1)
     times = starts[w_idx].astype("datetime64[ns]")
+    unrefined = cluster
+    refined = None
+    if parts is not None:
+        refined = bnd.refine_run(bnd.sample_parts(parts, w_idx, c_idx), cluster, times,
+                                 settings.window_step, c_idx, fset.min_separation)
+        cluster = refined.labels
+    of_label = np.zeros(unrefined.max() + 1, np.int64)  # fitted cluster of each label
+    of_label[unrefined] = fitted
+    fitted = np.where(cluster > 0, of_label[cluster], fitted)
+    distance = np.linalg.norm(z - centres[fitted].astype(np.float64), axis=1)
     out = pd.DataFrame({"window_start": pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M:%S")})
     if c_idx is not None:
         out["channel"] = [job.channels[c] for c in c_idx]
     out["cluster"] = cluster
     out["distance"] = np.round(distance, 6)
+    if refined is not None:
+        out["refined"] = cluster != unrefined
+        out["change_time"] = bnd.change_times(times, refined.change, settings.window_length)
     with atomic_path(labels) as tmp:
         out.to_csv(tmp, index=False)
     write_scan(result, kscan, clustered, thresholds, scan, choice,
@@ -252,7 +263,7 @@ def features(
                n_samples=int(z.shape[0]), n_features=int(z.shape[1]),
                features_seconds=round(t_features, 3), scan_seconds=round(t_scan, 3))
     ds = feature_dataset(values[keep], valid[keep], starts[keep], job.channels, names, fset,
-                         settings)
+                         settings, None if parts is None else parts[keep])
     # what a later application to new records needs (seiscluster.tremor.apply)
     ds.attrs["settings"] = json.dumps(spec._jsonable({
         "waveforms": dict(waveforms), "preprocess": asdict(rec.prep),
@@ -263,9 +274,13 @@ def features(
     scores: dict[str, Any] = {"method": cl["method"], "n_samples": int(z.shape[0]),
                               "n_clusters": int(sizes.size),
                               "cluster_sizes": sizes.tolist(), "n_outliers": int(counts[0])}
+    if refined is not None:
+        scores |= bnd.summary(refined, unrefined, fset.parts, fset.min_separation)
     if truth is not None:
         regime, fraction = synthetic.truth_of(truth, times)
         scores |= synthetic.truth_scores(regime, fraction, cluster)
+        if refined is not None:
+            scores["ari_unrefined"] = synthetic.truth_scores(regime, fraction, unrefined)["ari"]
         log.info("features: ARI vs %s %.3f", truth, scores["ari"])
     write_json(metrics, scores)
     if kscan_figure is not None:
@@ -279,9 +294,12 @@ def features(
 
 def feature_dataset(values: np.ndarray, valid: np.ndarray, starts: np.ndarray,
                     channels: Sequence[str], names: Sequence[tuple[str, str, str]],
-                    fset: Any, settings: spec.SpectrogramSettings) -> xr.Dataset:
+                    fset: Any, settings: spec.SpectrogramSettings,
+                    parts: np.ndarray | None = None) -> xr.Dataset:
     """The features as a CF-annotated dataset: ``feature(window, channel, name)`` with the
-    long name and units of every feature, NaN where a window-channel was skipped."""
+    long name and units of every feature, NaN where a window-channel was skipped, and
+    ``part_feature(window, channel, part, name)`` when ``parts`` (the features of equal
+    parts of each window, ``tremor.features.parts``) are given."""
     ds = xr.Dataset(
         {"feature": (("window", "channel", "name"), values.astype(np.float64), {
             "long_name": "interpretable window features (see feature_long_name)"}),
@@ -301,8 +319,13 @@ def feature_dataset(values: np.ndarray, valid: np.ndarray, starts: np.ndarray,
                "bands": json.dumps([list(b) for b in fset.bands]),
                "percentiles": json.dumps(list(fset.percentiles)),
                "sets": json.dumps(list(fset.sets)), "scaling": fset.scaling,
-               "window_length": settings.window_length, "window_step": settings.window_step},
+               "window_length": settings.window_length, "window_step": settings.window_step,
+               "parts": fset.parts, "min_separation": fset.min_separation},
     )
+    if parts is not None:
+        ds["part_feature"] = (("window", "channel", "part", "name"), parts.astype(np.float64),
+                              {"long_name": "the features of equal consecutive parts of "
+                               "the window (tremor.features.parts)"})
     return ds
 
 
