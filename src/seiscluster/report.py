@@ -482,6 +482,8 @@ def dec_section(metrics: str | None, history: str | None) -> str:
 #: Rows of the side-by-side table of the two representations: (metrics key, label).
 COMPARED = (("n_clusters", "clusters (k)"), ("cluster_sizes", "cluster sizes"),
             ("n_outliers", "outliers (cluster 0, diagnostics.small_clusters)"),
+            ("n_refined", "windows relabelled at regime changes (tremor.features.parts)"),
+            ("ari_unrefined", "ARI vs truth before that relabelling"),
             ("ari", "ARI vs truth (majority regime)"),
             ("ari_pure", "ARI vs truth (windows >= 90 % one regime)"), ("nmi", "NMI vs truth"))
 
@@ -523,7 +525,8 @@ def apply_section(metrics: str, timeline: str | None, trained_run: str | None) -
     m = load_json(metrics, "apply metrics")
     parts = [note(f"The records were labelled with the clusters of the trained run "
                   f"{trained_run} (apply.run), without retraining; cluster 0 = novel (far "
-                  f"from every training centre). Days processed by the last run: "
+                  f"from every training centre, and not mostly a neighbouring window's "
+                  f"cluster part by part). Days processed by the last run: "
                   f"{', '.join(m.get('days_processed', [])) or 'none (all labelled)'}.")]
     parts.append(metrics_table({k: v for k, v in m.items() if k != "days_processed"}))
     if m.get("novel_fraction_by_regime"):
