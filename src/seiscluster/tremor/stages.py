@@ -169,11 +169,14 @@ def features(
 ) -> None:
     """Interpretable features of every window (:mod:`~seiscluster.tremor.features`, from
     the full-resolution STFT frames), standardised, then the same k scan as the embeddings
-    and, at its k, the ``tremor.cluster`` clustering (k-means by default): ``features.nc``
+    and, at its k, the ``tremor.cluster`` clustering (k-means by default), and the windows
+    at a regime change relabelled from the features of their parts
+    (:mod:`~seiscluster.tremor.boundaries`, ``tremor.features.parts``): ``features.nc``
     (CF), ``kscan.csv``, ``choice.json``, ``labels.csv`` (window start[, channel], cluster
     1-based by mean level ascending, 0 for an outlier under ``diagnostics.small_clusters:
-    outliers``, distance to its cluster's mean) and ``metrics.json`` (sizes; ARI / NMI
-    against ``truth`` when given)."""
+    outliers``, distance to its cluster's mean; with parts ``refined`` and ``change_time``)
+    and ``metrics.json`` (sizes, the refinement's counts; ARI / NMI against ``truth`` when
+    given, ``ari_unrefined``)."""
     import dask
 
     from seiscluster import diagnostics as diag
