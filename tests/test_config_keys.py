@@ -195,6 +195,8 @@ BAD = {
     "tremor.features.frame_seconds": 0,
     "tremor.features.bands": "[[2,1]]",
     "tremor.features.percentiles": "[120]",
+    "tremor.features.parts": "1",
+    "tremor.features.min_separation": "1.5",
     "tremor.features.sets": "[level,level]",
     "tremor.features.scaling": "minmax",
     "tremor.primary_labels": "som",

@@ -294,8 +294,8 @@ def test_tremor_products_agree(tremor_run):
     assert list(skipped.columns) == ["window_start", "channel", "missing_fraction", "reason"]
     assert n_valid + len(skipped) == 72  # 3 days of hourly windows: kept or listed
     features = pd.read_csv(tre / "features/labels.csv")
-    assert len(features) == n_valid and list(features.columns) == ["window_start", "cluster",
-                                                                   "distance"]
+    assert len(features) == n_valid and list(features.columns) == [
+        "window_start", "cluster", "distance", "refined", "change_time"]
     primary = pd.read_csv(tre / "labels.csv")
     assert set(primary["representation"]) == {"features"}
     assert primary["cluster"].tolist() == features["cluster"].tolist()
