@@ -2,13 +2,16 @@
 
 import dataclasses
 import inspect
+import json
 import shutil
 
 import pytest
 from workflow_runs import FAST, TREMOR_FAST, snakemake, stage_jobs
 
+from seiscluster import stagekeys
 from seiscluster.config import compose
 from seiscluster.stagekeys import (
+    PACKAGE,
     PACKAGE_DIR,
     STAGES,
     Registry,
@@ -198,6 +201,39 @@ def test_comments_and_layout_do_not_change_the_code_hash(tmp_path):
     _edit(edited / "tremor/dec.py", "import math", "import math  # a comment\n\n")
     function = STAGES["tremor_finetune"].function
     assert code_hash(function, base) == code_hash(function, edited)
+
+
+def _hash_in_a_new_process(function, root):
+    """code_hash as a new invocation computes it (nothing parsed yet in this process)."""
+    for cached in (stagekeys._text, stagekeys._tree, stagekeys._module_code):
+        cached.cache_clear()
+    return code_hash.__wrapped__(function, root)
+
+
+def test_code_hash_is_kept_between_invocations_until_a_file_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = _copy_package(tmp_path, "a")
+    function = STAGES["velocity_som"].function
+    name = f"{root}:{function}"
+
+    def keep(hash_):  # what the cache holds for the function, with this hash
+        entry = json.loads(stagekeys.cache_file().read_text())[name]
+        stagekeys.cache_file().write_text(json.dumps({name: {**entry, "hash": hash_}}))
+
+    first = _hash_in_a_new_process(function, root)
+    entry = json.loads(stagekeys.cache_file().read_text())[name]
+    assert entry["hash"] == first and f"{PACKAGE}.velocity.som" in entry["modules"]
+    keep("kept")
+    assert _hash_in_a_new_process(function, root) == "kept"  # read, not computed
+    _edit(root / "velocity/som.py", "import math", "import math\nimport os")
+    edited = _hash_in_a_new_process(function, root)
+    assert edited not in (first, "kept")
+    keep("kept")
+    (root / "velocity/new_module.py").write_text("")  # the package's list of modules
+    assert _hash_in_a_new_process(function, root) == edited
+    stagekeys.cache_file().write_text("not JSON")  # an unreadable cache is rebuilt
+    assert _hash_in_a_new_process(function, root) == edited
+    assert json.loads(stagekeys.cache_file().read_text())[name]["hash"] == edited
 
 
 def test_registry_finds_each_instance_and_its_upstream_keys():

@@ -15,8 +15,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 #: Global attributes added to every NetCDF file written in the current context.
 _NETCDF_ATTRS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "netcdf_attrs", default=MappingProxyType({}))
@@ -123,6 +121,8 @@ def write_netcdf(ds: Any, path: str | Path) -> None:
     fill values or packing never leak into the copy. Attributes set by
     :func:`netcdf_attributes` are added.
     """
+    import numpy as np  # here: the jobs that only link or record files need no numpy
+
     out = ds.drop_encoding()
     extra = _NETCDF_ATTRS.get()
     if extra:

@@ -13,10 +13,12 @@ function reaches, followed through every package module they import.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -532,11 +534,72 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 @functools.cache
 def code_hash(function: str, root: Path = PACKAGE_DIR) -> str:
-    """Hash of the package source that ``module:function`` runs (see :func:`code_sources`)."""
+    """Hash of the package source that ``module:function`` runs (see :func:`code_sources`).
+
+    Parsing that source takes about 0.2 s of every Snakemake start-up for a velocity run
+    (more with both branches), so a hash is kept in the user's cache (:func:`cache_file`)
+    with a digest of each module file it was made from and of the package's list of module
+    files, and reused while none of them changed.
+    """
+    name = f"{root}:{function}"
+    package = _package_digest(root)
+    entry = _read_cache().get(name)
+    if entry and entry.get("package") == package and all(
+            _file_digest(module, root) == digest for module, digest in entry["modules"].items()):
+        return str(entry["hash"])
+    sources = code_sources(function, root)
     h = hashlib.sha256()
-    for module, text in sorted(code_sources(function, root).items()):
+    for module, text in sorted(sources.items()):
         h.update(f"{module}\0{text}\0".encode())
+    _store(name, {"package": package, "hash": h.hexdigest(),
+                  "modules": {module: _digest(_text(module, root)) for module in sources}})
     return h.hexdigest()
+
+
+def cache_file() -> Path:
+    """Where code hashes are kept between invocations:
+    ``$XDG_CACHE_HOME/seiscluster/code_hashes.json`` (``~/.cache`` without it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / PACKAGE / "code_hashes.json"
+
+
+def _read_cache() -> dict[str, Any]:
+    """The kept code hashes; none when the file is missing or unreadable."""
+    try:
+        cache = json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _store(name: str, entry: dict[str, Any]) -> None:
+    """Keep one code hash (dropping those of package copies that no longer exist); a cache
+    that cannot be written is left as it is."""
+    from seiscluster.fileio import write_json
+
+    cache = {key: value for key, value in _read_cache().items()
+             if Path(key.rsplit(":", 2)[0]).is_dir()}
+    with contextlib.suppress(OSError):
+        write_json(cache_file(), {**cache, name: entry})
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_digest(module: str, root: Path) -> str | None:
+    """Digest of a module file as it is now (None when it is gone)."""
+    try:
+        return _digest(module_file(module, root).read_text())
+    except OSError:
+        return None
+
+
+def _package_digest(root: Path) -> str:
+    """Digest of the package's list of module files (a new module can change what an
+    import reaches)."""
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+    return _digest("\n".join(files))
 
 
 def code_sources(function: str, root: Path = PACKAGE_DIR) -> dict[str, str]:
@@ -594,9 +657,13 @@ def _reached(defs: Mapping[str, ast.AST], name: str) -> set[str]:
 
 
 @functools.cache
+def _text(module: str, root: Path) -> str:
+    return module_file(module, root).read_text()
+
+
+@functools.cache
 def _tree(module: str, root: Path) -> ast.Module:
-    path = module_file(module, root)
-    return ast.parse(path.read_text(), filename=str(path))
+    return ast.parse(_text(module, root), filename=str(module_file(module, root)))
 
 
 @functools.cache

@@ -8,11 +8,14 @@ Before the stage runs, the temporaries that a killed earlier attempt of the job 
 its outputs are removed.
 A rule with an output named ``record`` (the keyed stages) gets its provenance record written
 there after the stage succeeds, and the record in every NetCDF file the stage writes.
+A script ends with ``end_job()``, which spares the job's exit most of the interpreter's
+teardown.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import logging
 import os
@@ -83,6 +86,17 @@ def run_stage(smk: Any, stage: Callable[..., Any]) -> None:
                 stream.write(f"ERROR: {err}\n")
         sys.stderr.write(f"seiscluster: {err}\n")
         sys.exit(1)
+
+
+def end_job() -> None:
+    """The last call of a job's script: the objects that exist now are left out of the
+    garbage collections of the process's exit (:func:`gc.freeze`).
+
+    Python's exit tears down every imported module and collects their objects: 0.3-0.7 s
+    of a stage job that imported scikit-learn, xarray or matplotlib, which the next job of
+    the run waited for. Its exit handlers still run, and the exit status is unchanged.
+    """
+    gc.freeze()
 
 
 def clear_leftovers(outputs: Iterable[str]) -> None:

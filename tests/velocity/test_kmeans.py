@@ -1,6 +1,8 @@
 """ProfileKMeans reproduces tslearn's TimeSeriesKMeans (what seisgo fits), label for label."""
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,6 +135,21 @@ def test_to_tslearn_is_a_working_fitted_model():
     assert ts.inertia_ == model.inertia_
     np.testing.assert_array_equal(ts.predict(X[:, :, None]), model.labels_)
     np.testing.assert_array_equal(model.predict(X[:50]), model.labels_[:50])
+
+
+def test_tslearn_model_made_without_importing_torch_or_pytest():
+    """A stage's process imports tslearn with torch and pytest hidden (seconds of imports
+    that tslearn's numpy backend does not use), and can import them afterwards."""
+    code = (
+        "import sys, numpy as np\n"
+        "from seiscluster.velocity.kmeans import ProfileKMeans\n"
+        "X = np.random.default_rng(0).normal(size=(40, 8))\n"
+        "ProfileKMeans(n_clusters=3, n_init=1).fit(X).to_tslearn()\n"
+        "assert 'tslearn.clustering' in sys.modules\n"
+        "assert not {'torch', 'pytest'} & set(sys.modules), sorted(sys.modules)\n"
+        "import pytest\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 from seiscluster.fileio import write_text
-from seiscluster.workflow import run_stage
+from seiscluster.workflow import end_job, run_stage
 
 
 def write_config(*, config: str, text: str) -> None:
@@ -7,3 +7,4 @@ def write_config(*, config: str, text: str) -> None:
 
 
 run_stage(snakemake, write_config)  # noqa: F821 (snakemake is injected by the script directive)
+end_job()

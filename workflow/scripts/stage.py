@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from seiscluster.stagekeys import stage_function
-from seiscluster.workflow import run_stage
+from seiscluster.workflow import end_job, run_stage
 
 run_stage(snakemake, stage_function(snakemake.rule))  # noqa: F821 (snakemake is injected by the script directive)
+end_job()
