@@ -86,9 +86,13 @@ class BoundaryRefiner:
         labels = np.asarray(labels)
         interior = ((labels > 0) & (prev >= 0) & (nxt >= 0)
                     & (labels[prev] == labels) & (labels[np.maximum(nxt, 0)] == labels))
-        self.clusters_ = np.array([c for c in np.unique(labels[interior]) if np.isfinite(
-            parts[interior & (labels == c)]).all(axis=-1).sum() > 1], dtype=np.int64)
-        z, member = self._interior_parts(parts, labels, interior)
+        rows = {int(c): _rows(self._z(parts[interior & (labels == c)]))
+                for c in np.unique(labels[interior])}
+        rows = {c: z for c, z in rows.items() if z.shape[0] > 1}  # templates need 2 parts
+        self.clusters_ = np.array(list(rows), dtype=np.int64)
+        z = (np.concatenate(list(rows.values())) if rows
+             else np.zeros((0, flat.shape[1])))
+        member = np.repeat(np.arange(1, len(rows) + 1), [v.shape[0] for v in rows.values()])
         centres = np.stack([z[member == j].mean(axis=0)
                             for j in range(1, self.clusters_.size + 1)]) \
             if self.clusters_.size else np.zeros((0, flat.shape[1]))
@@ -103,19 +107,6 @@ class BoundaryRefiner:
 
     def _z(self, parts: np.ndarray) -> np.ndarray:
         return (parts - self.mean_) / self.scale_
-
-    def _interior_parts(self, parts: np.ndarray, labels: np.ndarray,
-                        interior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised parts of the interior windows of the template clusters and their
-        cluster as 1-based index into ``clusters_``."""
-        rows, member = [], []
-        for j, c in enumerate(self.clusters_, start=1):
-            z = _rows(self._z(parts[interior & (labels == c)]))
-            rows.append(z)
-            member.append(np.full(z.shape[0], j))
-        if not rows:
-            return np.zeros((0, parts.shape[-1])), np.zeros(0, np.int64)
-        return np.concatenate(rows), np.concatenate(member)
 
     def _separation(self, z: np.ndarray, member: np.ndarray) -> np.ndarray:
         """(k, k) mean over the two clusters of the share of their interior parts that the
@@ -174,7 +165,6 @@ class BoundaryRefiner:
             if where != 0.5:
                 out[i] = a if where > 0.5 else b
         return Refinement(out, kind, change)
-
 
     def resolve_novel(self, parts: np.ndarray, labels: np.ndarray, prev: np.ndarray,
                       nxt: np.ndarray, quantile: float, factor: float) -> np.ndarray:
