@@ -1,7 +1,7 @@
 """End to end: seisgo's one call against the whole Snakemake velocity run, in one run.
 
     pip install -c constraints.txt -e ".[dev,bench]"   # seisgo==1.0.0 and its plot stack
-    python bench/e2e.py [--models cascadia 40000] [--k 6] [--cores 2] [--n-init N]
+    python bench/e2e.py [--models cascadia 40000] [--k 6] [--cores 2] [--n-init N] [--repeat R]
 
 For each model, in this order and in fresh processes:
 
@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--n-init", type=int, default=None,
                         help="velocity.kmeans.n_init of the workflow (default: the config's)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the scratch folders here")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run seisgo and the workflow this many times, alternating, and "
+                             "compare their medians (timings on a shared machine vary 10-30 %%)")
     args = parser.parse_args()
     scratch = Path(args.keep or tempfile.mkdtemp(prefix="e2e-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -164,14 +167,24 @@ def main() -> None:
             else:
                 path, zrange = scratch / f"model_{name}.nc", None
                 n = make_model(int(name), path)
-            ref = run_seisgo(path, "vs", args.k, scratch / f"seisgo_{name}", zrange)
-            wall, jobs = run_workflow(path, "vs", args.k, scratch / f"workflow_{name}",
-                                      args.cores, args.n_init, zrange)
-            print(f"\n{name}: {n} profiles")
+            refs, walls = [], []
+            for i in range(args.repeat):
+                refs.append(run_seisgo(path, "vs", args.k, scratch / f"seisgo_{name}_{i}",
+                                       zrange))
+                wall, jobs = run_workflow(path, "vs", args.k, scratch / f"workflow_{name}_{i}",
+                                          args.cores, args.n_init, zrange)
+                walls.append(wall)
+            ref = {key: float(np.median([r[key] for r in refs])) for key in ("wall", "call")}
+            wall = float(np.median(walls))
+            seconds = " ".join(f"{r['wall']:.2f}" for r in refs)
+            each = "" if args.repeat == 1 else (
+                f"; each run: seisgo {seconds}, workflow {' '.join(f'{w:.2f}' for w in walls)}")
+            print(f"\n{name}: {n} profiles" + ("" if args.repeat == 1 else
+                                                f", median of {args.repeat} runs{each}"))
             print(f"  seisgo process {ref['wall']:7.2f} s (vpcluster_kmean call "
                   f"{ref['call']:.2f} s)")
             print(f"  workflow       {wall:7.2f} s ({jobs} jobs; stages: "
-                  f"{stage_times(scratch / f'workflow_{name}')})")
+                  f"{stage_times(scratch / f'workflow_{name}_{args.repeat - 1}')})")
             print(f"  ratio seisgo process / workflow {ref['wall'] / wall:5.2f}x, "
                   f"seisgo call / workflow {ref['call'] / wall:5.2f}x   ({load()})",
                   flush=True)

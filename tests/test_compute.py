@@ -192,7 +192,7 @@ def test_bad_sections_name_the_key(section, fragment):
 def test_local_scheduler_is_dasks_default_inside_the_block_only(scheduler):
     before = dask.base.get_scheduler()
     with comp.dask_scheduler({"scheduler": scheduler}, threads=2) as session:
-        assert dask.config.get("scheduler") == scheduler
+        assert dask.base.get_scheduler() is dask.base.named_schedulers[scheduler]
         assert session.workers == 2 and session.client is None
     assert dask.base.get_scheduler() is before
 

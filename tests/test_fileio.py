@@ -68,3 +68,28 @@ def test_temporary_names_are_fresh_and_hidden(tmp_path):
     names = {fileio.temp_dir_beside(tmp_path / "x", "raw-").name for _ in range(20)}
     assert len(names) == 20
     assert all(n.startswith(".x.raw-") for n in names)
+
+
+def test_a_netcdf_write_leaves_dask_distributed_unimported_and_importable(tmp_path):
+    """xarray asks dask.distributed for an active client before every write; none can be
+    active while it is not imported, so a write of in-memory data does not import it (a
+    fresh interpreter: the test session has imported it), and a client works afterwards."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import numpy as np, xarray as xr, dask
+from seiscluster.fileio import write_netcdf
+dask.config.set(scheduler="threads")  # a named scheduler: dask caches what it finds
+write_netcdf(xr.Dataset({{"v": ("x", np.arange(3.0))}}), {str(tmp_path / "a.nc")!r})
+assert "distributed" not in sys.modules and "dask.distributed" not in sys.modules
+from distributed import Client
+with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None):
+    assert dask.base.get_scheduler().__self__.__class__.__name__ == "Client"
+    print(float(xr.Dataset({{"v": ("x", np.arange(3.0))}}).chunk()["v"].sum().compute()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "3.0"

@@ -185,6 +185,38 @@ def test_velocity_figures_as_png_and_svg_with_markers(small_fits, method):
     assert "St. Helens" in (folder / "map.svg").read_text()
 
 
+def test_figures_drawn_side_by_side_are_the_figures_drawn_one_by_one(small_fits, tmp_path):
+    folder = small_fits / "som"
+    written = {}
+    for threads in (1, 2):
+        out = tmp_path / str(threads)
+        figures = {"cluster_figure": out / "clusters.png", "map_figure": out / "map.png",
+                   "som_figure": out / "som_maps.png"}
+        stages.figures(profiles=str(small_fits / "profiles.nc"),
+                       clusters=str(folder / "clusters.nc"), threads=threads,
+                       **{k: str(v) for k, v in figures.items()})
+        written[threads] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(written[1]) == 6  # three figures, PNG and SVG
+    assert written[2] == written[1]
+
+
+def test_a_figure_that_fails_in_a_forked_worker_stops_with_its_name(tmp_path):
+    from seiscluster.plots.style import save_all
+
+    def good() -> Figure:
+        fig = Figure(figsize=(2, 2))
+        fig.subplots().plot([0, 1], [1, 0])
+        return fig
+
+    def bad() -> Figure:
+        raise ValueError("no data")
+
+    with pytest.raises(RuntimeError, match=r"bad\.png"):
+        save_all([(good, tmp_path / "good.png"), (bad, tmp_path / "bad.png")], workers=2)
+    assert (tmp_path / "good.png").is_file() and (tmp_path / "good.svg").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.png", "good.svg"]
+
+
 def test_a_cluster_has_one_colour_in_every_velocity_figure(small_fits):
     from seiscluster.plots.velocity import cluster_colour_list
 

@@ -31,8 +31,8 @@ PROVENANCE = {
     "host": "node17",
     "python": "3.11.9",
     "overrides": ["velocity.kmeans.n_init=2"],
-    "stages": {"velocity_ingest": {"key": "d66e6fe8ad29", "seconds": 1.723},
-               "velocity_profiles": {"key": "2de3897fd16e", "seconds": 1.49}},
+    "stages": {"velocity_profiles": {"key": "2de3897fd16e", "seconds": 1.49},
+               "velocity_kmeans": {"key": "d66e6fe8ad29", "seconds": 1.723}},
 }
 
 

@@ -81,8 +81,7 @@ def test_active_stages_follow_branches_methods_and_choices():
     assert active_stages(compose(["branches=[tremor]"])) == TREMOR_STAGES
     velocity = active_stages(compose(["branches=[velocity]", "velocity.methods=[kmeans]",
                                       "velocity.kmeans.n_clusters=4"]))
-    assert velocity == ["velocity_ingest", "velocity_profiles", "velocity_kmeans",
-                        "velocity_kmeans_figures"]
+    assert velocity == ["velocity_profiles", "velocity_kmeans", "velocity_kmeans_figures"]
     entry = stage_keys(compose(["branches=[velocity]", "velocity.kmeans.n_clusters=4"]))
     assert set(entry["velocity_kmeans"]["upstream"]) == {"velocity_profiles"}
 
@@ -160,7 +159,7 @@ def test_each_param_is_the_stage_params_value(stage):
 def test_a_user_file_path_is_part_of_the_ingest_key(tmp_path):
     model = tmp_path / "model.nc"
     model.write_bytes(b"")
-    assert "velocity_ingest" in changed([f"data.velocity.path={model}"])
+    assert "velocity_profiles" in changed([f"data.velocity.path={model}"])
 
 
 def test_code_of_a_stage_is_what_its_function_reaches():
@@ -265,7 +264,7 @@ def test_dry_run_of_a_velocity_sweep_shares_the_stages_that_agree(tmp_path):
                             "velocity.profiles.spacing=1,2"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stage_jobs(proc.stdout) == {
-        "velocity_ingest": 1, "velocity_profiles": 2, "velocity_elbow": 4,
+        "velocity_profiles": 2, "velocity_elbow": 4,
         "velocity_kmeans": 4, "velocity_kmeans_figures": 4, "velocity_som": 2,
         "velocity_som_figures": 2}
     text = proc.stdout

@@ -58,7 +58,7 @@ def test_provenance_record_of_the_run(example_run):
     assert record["host"] and record["python"]
     assert record["start"] <= record["end"] <= record["recorded"]
     stages = record["stages"]
-    assert set(stages) == {"velocity_ingest", "velocity_profiles", "velocity_elbow",
+    assert set(stages) == {"velocity_profiles", "velocity_elbow",
                            "velocity_kmeans", "velocity_som", "velocity_kmeans_figures",
                            "velocity_som_figures"}
     kmeans = (example_run / "velocity/kmeans/clusters.nc").resolve()

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import dask
+import dask.local
+import dask.threaded
 from threadpoolctl import threadpool_limits
 
 from seiscluster.config import ComputeConfig, Scheduler, section
@@ -36,6 +38,9 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 1 << 20
 #: Environment variables by which a user sets glibc's thresholds (left alone when set).
 MALLOC_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+#: dask's local schedulers, set as functions: named by a string, dask imports
+#: ``dask.distributed`` (0.3 s) on every compute to ask whether a client is active.
+LOCAL_SCHEDULERS = {"threads": dask.threaded.get, "synchronous": dask.local.get_sync}
 
 
 def compute_settings(compute: Mapping[str, Any] | ComputeConfig | None = None) -> ComputeConfig:
@@ -87,7 +92,7 @@ def dask_scheduler(
         workers = local_workers(settings, threads)
         log.info("dask: %s scheduler, %d worker(s)", scheduler, workers)
         with threadpool_limits(limits=1), \
-                dask.config.set(scheduler=scheduler, num_workers=workers):
+                dask.config.set(scheduler=LOCAL_SCHEDULERS[scheduler], num_workers=workers):
             yield Session(settings, workers)
         return
     with contextlib.ExitStack() as stack:

@@ -10,6 +10,7 @@ import os
 import pickle
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -132,8 +133,33 @@ def write_netcdf(ds: Any, path: str | Path) -> None:
                and name not in out.coords else None}
         for name, var in out.variables.items()
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, _distributed_unless_imported():
         out.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+
+
+@contextlib.contextmanager
+def _distributed_unless_imported() -> Iterator[None]:
+    """Inside the block, ``dask.distributed`` cannot be imported unless it already was.
+
+    Before every write xarray asks whether a ``dask.distributed`` client is the active
+    scheduler, importing the package to ask (0.15-0.3 s of a small stage). No client can
+    exist while the package is not imported, so the failed import gives the same answer;
+    once a client or cluster has imported it, nothing is hidden.
+    """
+    from seiscluster.hidden_imports import hidden
+
+    if "distributed" in sys.modules:  # a client may be active: xarray must see it
+        yield
+        return
+    try:
+        with hidden("distributed", "dask.distributed"):
+            yield
+    finally:
+        # dask caches "not installed" when a string scheduler asked in the block: forget
+        # it, so that a client started later in the process is found
+        base = sys.modules.get("dask.base")
+        if getattr(base, "_DISTRIBUTED_AVAILABLE", None) is False:
+            base._DISTRIBUTED_AVAILABLE = None  # type: ignore[union-attr]
 
 
 def read_pickle(path: str | Path) -> Any:

@@ -134,20 +134,17 @@ _FIGURE_READS = {"figsize": "velocity.plot.figsize", "dpi": "velocity.plot.dpi",
 
 #: Every keyed stage, in an order where a stage follows its upstream stages.
 STAGES: dict[str, Stage] = {
-    "velocity_ingest": Stage(
-        function="seiscluster.velocity.stages:ingest",
-        reads={"format": "data.velocity.format", "variable": "data.velocity.variable",
-               "example": "data.velocity.example"},
-        folder="velocity", also_keys=("data.velocity.path",), sources="model",
-        outputs={"model": Product("model.nc")},
-    ),
+    # ingest and profile extraction in one job (stages.ingest_profiles): the model file is
+    # read, checked and stored (model.nc), then its profiles are extracted
     "velocity_profiles": Stage(
-        function="seiscluster.velocity.stages:profiles",
-        reads={"zrange": "velocity.profiles.zrange", "spacing": "velocity.profiles.spacing",
-               "dz": "velocity.profiles.dz"},
-        folder="velocity", upstream=("velocity_ingest",), runtime=_COMPUTE, parallel=True,
-        inputs={"model": "velocity_ingest.model"},
-        outputs={"profiles": Product("profiles.nc", report="profiles")},
+        function="seiscluster.velocity.stages:ingest_profiles",
+        reads={"format": "data.velocity.format", "variable": "data.velocity.variable",
+               "example": "data.velocity.example", "zrange": "velocity.profiles.zrange",
+               "spacing": "velocity.profiles.spacing", "dz": "velocity.profiles.dz"},
+        folder="velocity", also_keys=("data.velocity.path",), sources="model",
+        runtime=_COMPUTE, parallel=True,
+        outputs={"model": Product("model.nc"),
+                 "profiles": Product("profiles.nc", report="profiles")},
     ),
     "velocity_elbow": Stage(
         function="seiscluster.velocity.stages:elbow",
@@ -207,7 +204,7 @@ STAGES: dict[str, Stage] = {
                                        "Agglomerative", "agglomerative_dendrogram_figure")},
     ),
     "velocity_kmeans_figures": Stage(
-        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS, parallel=True,
         folder="velocity/kmeans", upstream=("velocity_profiles", "velocity_kmeans"),
         inputs={"profiles": "velocity_profiles.profiles",
                 "clusters": "velocity_kmeans.clusters"},
@@ -217,7 +214,7 @@ STAGES: dict[str, Stage] = {
                                        "kmeans_map_figure")},
     ),
     "velocity_gmm_figures": Stage(
-        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS, parallel=True,
         folder="velocity/gmm", upstream=("velocity_profiles", "velocity_gmm"),
         inputs={"profiles": "velocity_profiles.profiles", "clusters": "velocity_gmm.clusters"},
         outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles",
@@ -241,7 +238,7 @@ STAGES: dict[str, Stage] = {
                                    "tectonics_figure")},
     ),
     "velocity_som_figures": Stage(
-        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS, parallel=True,
         folder="velocity/som", upstream=("velocity_profiles", "velocity_som"),
         inputs={"profiles": "velocity_profiles.profiles", "clusters": "velocity_som.clusters"},
         outputs={"cluster_figure": _figure("clusters.png", "cluster_profiles", "SOM",
@@ -251,7 +248,7 @@ STAGES: dict[str, Stage] = {
                  "som_figure": _figure("som_maps.png", "som_maps", "SOM", "som_som_figure")},
     ),
     "velocity_agglomerative_figures": Stage(
-        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS,
+        function="seiscluster.velocity.stages:figures", reads=_FIGURE_READS, parallel=True,
         folder="velocity/agglomerative",
         upstream=("velocity_profiles", "velocity_agglomerative"),
         inputs={"profiles": "velocity_profiles.profiles",
@@ -434,7 +431,7 @@ def active_stages(cfg: DictConfig) -> list[str]:
     methods = {_name(m) for m in cfg.velocity.methods}
     wanted = set()
     if "velocity" in branches:
-        wanted |= {"velocity_ingest", "velocity_profiles"}
+        wanted.add("velocity_profiles")
         for method in methods:
             wanted |= {f"velocity_{method}", f"velocity_{method}_figures"}
         if ("kmeans" in methods and cfg.velocity.kmeans.n_clusters is None) or (

@@ -137,3 +137,19 @@ def test_lazy_model_reads_only_the_selection():
     got = extract_profiles(model, spacing=2, zrange=[10.0, 40.0])
     eager = extract_profiles(random_model(0), spacing=2, zrange=[10.0, 40.0])
     xr.testing.assert_identical(got, eager)
+
+
+def test_the_workflow_stage_writes_what_ingest_then_profiles_write(tmp_path):
+    """``ingest_profiles`` (the workflow's one job) against the two stage functions."""
+    from seiscluster.velocity import stages
+
+    example = {"n_lat": 8, "n_lon": 9, "depth_step": 5.0, "seed": 3}
+    settings = {"zrange": [0.0, 60.0], "spacing": 2, "dz": 3.0}
+    stages.ingest(model=str(tmp_path / "m1.nc"), example=example)
+    stages.profiles(model=str(tmp_path / "m1.nc"), profiles=str(tmp_path / "p1.nc"),
+                    **settings)
+    stages.ingest_profiles(model=str(tmp_path / "m2.nc"), profiles=str(tmp_path / "p2.nc"),
+                           example=example, threads=2, **settings)
+    for name in ("m", "p"):
+        xr.testing.assert_identical(xr.load_dataset(tmp_path / f"{name}1.nc"),
+                                    xr.load_dataset(tmp_path / f"{name}2.nc"))

@@ -105,10 +105,10 @@ def compare_outputs():
 
 
 def compare_inputs(wildcards):
-    """The run's ingested model (its velocity_ingest stage) and the finished run's
+    """The run's ingested model (its velocity_profiles stage) and the finished run's
     clusters."""
-    key = KEYS.key(wildcards.run, "velocity_ingest")
-    return {"path": str(rules.velocity_ingest.output.model).format(key=key),
+    key = KEYS.key(wildcards.run, "velocity_profiles")
+    return {"path": str(rules.velocity_profiles.output.model).format(key=key),
             "clusters": compared_clusters(wildcards.run)}
 
 

@@ -1,6 +1,6 @@
 # The keyed stages of both branches, one rule each, made from their declarations in
 # seiscluster.stagekeys.STAGES (function, config values, inputs, products, captions):
-# velocity: ingest -> profiles -> elbow scan -> k-means / SOM -> figures;
+# velocity: ingest and profiles -> elbow scan -> k-means / SOM -> figures;
 # tremor: waveforms -> spectrograms (and window features) -> autoencoder pretrain -> k scan
 # -> DEC fine-tune -> figures and labels.
 # Each writes to results/stages/<stage>/{key}/ (see common.smk) and calls its function

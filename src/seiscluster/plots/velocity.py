@@ -27,11 +27,11 @@ from seiscluster.plots.colours import (
     discrete_norm,
     som_node_colours,
 )
-from seiscluster.plots.style import save
+from seiscluster.plots.style import save, save_all
 
 __all__ = ["cluster_colour_list", "panel_grid", "plot_agreement", "plot_cluster_map",
            "plot_cluster_profiles", "plot_consensus_map", "plot_probability_map",
-           "plot_som_maps", "save"]
+           "plot_som_maps", "save", "save_all"]
 
 
 def panel_grid(n: int) -> tuple[int, int]:

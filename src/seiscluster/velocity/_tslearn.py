@@ -16,6 +16,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from seiscluster.hidden_imports import hidden
+
 #: Optional imports of tslearn (and of the scikit-learn helpers it imports) left out.
 HIDDEN = ("torch", "pytest")
 
@@ -25,12 +27,5 @@ def tslearn_module(name: str) -> ModuleType:
     imported."""
     if name in sys.modules:
         return importlib.import_module(name)
-    hidden = [module for module in HIDDEN if module not in sys.modules]
-    for module in hidden:
-        sys.modules[module] = None  # type: ignore[assignment]
-    try:
+    with hidden(*HIDDEN):
         return importlib.import_module(name)
-    finally:
-        for module in hidden:
-            if sys.modules.get(module, 0) is None:
-                del sys.modules[module]

@@ -67,6 +67,28 @@ def profiles(
 ) -> None:
     """Subsample and interpolate the model's depth profiles (``profiles.nc``), chunk by
     chunk on the ``compute`` section's scheduler (memory bounded by the chunk size)."""
+    _write_profiles(model, profiles, zrange=zrange, spacing=spacing, dz=dz, compute=compute,
+                    threads=threads)
+
+
+def ingest_profiles(
+    *, model: str, profiles: str, path: str | None = None, format: str = "auto",
+    variable: str | None = None, example: Mapping[str, Any] | None = None,
+    zrange: Sequence[float] | None = None, spacing: int = 1, dz: float | None = None,
+    compute: Mapping[str, Any] | None = None, threads: int = 1,
+) -> None:
+    """:func:`ingest` then :func:`profiles`, in one job (the workflow's ``velocity_profiles``
+    stage): each job is a fresh process whose start-up and imports (about 0.9 s) cost more
+    than both steps' work on a model of a few thousand profiles."""
+    ingest(model=model, path=path, format=format, variable=variable, example=example)
+    _write_profiles(model, profiles, zrange=zrange, spacing=spacing, dz=dz, compute=compute,
+                    threads=threads)
+
+
+def _write_profiles(
+    model: str, profiles: str, *, zrange: Sequence[float] | None, spacing: int,
+    dz: float | None, compute: Mapping[str, Any] | None, threads: int,
+) -> None:
     from seiscluster.compute import dask_scheduler
     from seiscluster.velocity.profiles import extract_profiles
 
@@ -243,11 +265,14 @@ def figures(
     *, profiles: str, clusters: str, cluster_figure: str, map_figure: str,
     som_figure: str | None = None, probability_figure: str | None = None,
     figsize: Sequence[float] | None = None, dpi: int = 120,
-    markers: Sequence[Mapping[str, Any]] = (),
+    markers: Sequence[Mapping[str, Any]] = (), threads: int = 1,
 ) -> None:
     """Cluster-profile panels and the cluster map (and the SOM maps for a SOM fit, the map
     of the most probable cluster's probability for a Gaussian mixture), one colour per
-    cluster; ``markers`` (``velocity.plot.markers``) on the maps."""
+    cluster; ``markers`` (``velocity.plot.markers``) on the maps. The figures are drawn
+    side by side on the rule's ``threads``."""
+    from functools import partial
+
     from seiscluster.plots import velocity as plots
 
     prof, X = _load_profiles(profiles)
@@ -257,23 +282,24 @@ def figures(
     is_som = "som_hits" in ds
     units = prof["velocity"].attrs.get("units", "km/s")
     name = prof.attrs.get("velocity_variable", "v")
-    fig = plots.plot_cluster_profiles(
-        prof["depth"].values, X, labels, ds["cluster"].values, ds["centroid"].values,
-        colours=plots.cluster_colour_list(ds), ylabel=f"{name} ({units})",
-        centroid_label="mean" if is_som else "centroid", figsize=figsize,
-    )
-    plots.save(fig, cluster_figure, dpi)
     truth = None
     if "province" in prof.coords:
         truth = label_grid(prof, prof["province"].values)
-    plots.save(plots.plot_cluster_map(ds, ds.attrs["title"], truth, list(markers or ())),
-               map_figure, dpi)
+    markers = list(markers or ())
+    todo = [
+        (partial(plots.plot_cluster_profiles,
+                 prof["depth"].values, X, labels, ds["cluster"].values, ds["centroid"].values,
+                 colours=plots.cluster_colour_list(ds), ylabel=f"{name} ({units})",
+                 centroid_label="mean" if is_som else "centroid", figsize=figsize),
+         cluster_figure),
+        (partial(plots.plot_cluster_map, ds, ds.attrs["title"], truth, markers), map_figure),
+    ]
     if is_som and som_figure:
-        plots.save(plots.plot_som_maps(ds["som_u_matrix"].values, ds["som_hits"].values),
-                   som_figure, dpi)
+        todo.append((partial(plots.plot_som_maps, ds["som_u_matrix"].values,
+                             ds["som_hits"].values), som_figure))
     if "probability" in ds and probability_figure:
-        plots.save(plots.plot_probability_map(ds, list(markers or ())), probability_figure,
-                   dpi)
+        todo.append((partial(plots.plot_probability_map, ds, markers), probability_figure))
+    plots.save_all(todo, dpi, threads)
 
 
 def _write_products(
