@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from seiscluster.hidden_imports import hidden
+
 #: Global attributes added to every NetCDF file written in the current context.
 _NETCDF_ATTRS: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "netcdf_attrs", default=MappingProxyType({}))
@@ -146,8 +148,6 @@ def _distributed_unless_imported() -> Iterator[None]:
     exist while the package is not imported, so the failed import gives the same answer;
     once a client or cluster has imported it, nothing is hidden.
     """
-    from seiscluster.hidden_imports import hidden
-
     if "distributed" in sys.modules:  # a client may be active: xarray must see it
         yield
         return
